@@ -1,0 +1,84 @@
+// Ports: the interfaces through which runtime-neutral code reaches the outside world. Each
+// runtime (Node, Workers, tests) supplies implementations; nothing here imports node:* or an SDK.
+
+import type { ClusterFacts, EtcdSettings, EtcdPodFact } from "./cluster-types.js";
+
+/** A stored object's metadata. */
+export interface BlobInfo {
+  key: string;
+  size: number;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  /** Object-lock retention: the store sets it on upload when the target supports it. */
+  lockUntil?: Date | null;
+  lockMode?: "GOVERNANCE" | "COMPLIANCE" | null;
+  signal?: AbortSignal;
+}
+
+export interface GetResult {
+  body: ReadableStream<Uint8Array>;
+  /** Bytes in `body` (the range length when a range was asked for). */
+  size: number;
+  /** Size of the whole object. */
+  totalSize: number;
+}
+
+/**
+ * Where encrypted snapshots and their JSON sidecars live. `put` consumes the source with
+ * backpressure (never buffers a whole object), aborts cleanly on error (no partial object under
+ * `key`), and resolves with the size stored after checking it.
+ */
+export interface BlobStore {
+  readonly kind: "file" | "s3" | "r2";
+  put(key: string, body: AsyncIterable<Uint8Array>, options?: PutOptions): Promise<BlobInfo>;
+  /** Range is inclusive of `start`, `end` (like HTTP); omitted `end` means to the end. */
+  get(key: string, range?: { start: number; end?: number }): Promise<GetResult>;
+  head(key: string): Promise<BlobInfo | null>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): AsyncIterable<BlobInfo>;
+}
+
+/** A cluster as the kube adapter needs it: decrypted kubeconfig plus etcd settings. */
+export interface ClusterConnection {
+  name: string;
+  kubeconfig: string;
+  etcd: EtcdSettings;
+}
+
+export interface SnapshotExec {
+  pod: string;
+  /** stdout of the exec'd command, with backpressure reaching the socket. */
+  stdout: AsyncIterable<Uint8Array>;
+  /**
+   * Resolves when the remote command exits 0 (Status Success); rejects with a VaultError
+   * (`exec_failed` with the tail of stderr, or `timeout`) otherwise. The stdout iterable also
+   * throws that error if it ends abnormally.
+   */
+  done: Promise<void>;
+  /** Stop the exec (closes the socket). */
+  abort(reason?: string): void;
+}
+
+/** How routes and the capture pipeline reach clusters (Node: in-process kube adapter; Workers: runners). */
+export interface ClusterAccess {
+  discover(cluster: ClusterConnection, signal?: AbortSignal): Promise<ClusterFacts>;
+  /** Ready etcd pods with the configured container, in API order. */
+  snapshotCandidates(cluster: ClusterConnection, signal?: AbortSignal): Promise<EtcdPodFact[]>;
+  execSnapshot(
+    cluster: ClusterConnection,
+    pod: string,
+    options: { idleTimeoutMs: number; signal?: AbortSignal },
+  ): Promise<SnapshotExec>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
