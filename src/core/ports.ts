@@ -45,6 +45,8 @@ export interface ClusterConnection {
   name: string;
   kubeconfig: string;
   etcd: EtcdSettings;
+  /** kubeconfig context to use; null/undefined = current-context. */
+  context?: string | null;
 }
 
 export interface SnapshotExec {

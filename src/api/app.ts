@@ -1,0 +1,75 @@
+// The Hono app shared by both editions. Routes are thin: validate, call one verb, map the result.
+
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { VaultError } from "../core/errors.js";
+import type { ServiceContext } from "../services/context.js";
+import { authMiddleware } from "./auth.js";
+import type { AppEnv, RemoteAddrFn } from "./env.js";
+import { describeZodError, onError, respondError } from "./errors.js";
+import { clusterRoutes } from "./routes-clusters.js";
+import { auditRoutes } from "./routes-system.js";
+import { tokenRoutes } from "./routes-tokens.js";
+
+export const JSON_BODY_LIMIT = 1024 * 1024;
+
+export interface AppOptions {
+  svc: ServiceContext;
+  remoteAddr: RemoteAddrFn;
+  /** Readiness probe of the hosting runtime (db reachable, migrations applied). */
+  ready: () => Promise<{ ok: boolean; reason?: string }>;
+  version: string;
+  /** Extra route groups added by later layers (capture, scheduler, links, runners, UI). */
+  extend?: Array<(app: OpenAPIHono<AppEnv>) => void>;
+}
+
+export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        const where = (result as { target?: string }).target ?? "body";
+        return respondError(c as never, "invalid_input", describeZodError(result.error, where));
+      }
+    },
+  });
+
+  app.use("*", async (c, next) => {
+    c.set("svc", opts.svc);
+    c.set("requestId", c.req.header("x-request-id")?.slice(0, 64) || crypto.randomUUID());
+    await next();
+    c.header("x-request-id", c.get("requestId"));
+  });
+
+  // Runner part uploads carry up to 64 MiB; every other JSON body is limited to 1 MiB.
+  app.use("/v1/*", async (c, next) => {
+    if (c.req.path.startsWith("/v1/runners/") && c.req.path.includes("/parts/")) return next();
+    return bodyLimit({
+      maxSize: JSON_BODY_LIMIT,
+      onError: (c2) => respondError(c2 as never, "payload_too_large", `request body exceeds ${JSON_BODY_LIMIT} bytes`),
+    })(c, next);
+  });
+  app.use("/v1/*", authMiddleware(opts.remoteAddr));
+
+  app.get("/healthz", (c) => c.json({ ok: true, version: opts.version }));
+  app.get("/readyz", async (c) => {
+    const r = await opts.ready();
+    return c.json(r, r.ok ? 200 : 503);
+  });
+
+  tokenRoutes(app);
+  clusterRoutes(app);
+  auditRoutes(app);
+  for (const add of opts.extend ?? []) add(app);
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "etcd-vault", version: opts.version, description: "Offsite, encrypted etcd backups for a fleet" },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+
+  app.notFound((c) => respondError(c as never, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => onError(err, c as never));
+  return app;
+}
+
+export { VaultError };

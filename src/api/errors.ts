@@ -1,0 +1,49 @@
+// One error model on the wire: `{"error":{"code","message","requestId"}}` with the status mapped
+// from the code. Users never see a stack trace; the log always gets one for unexpected errors.
+
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ZodError } from "zod";
+import { HTTP_STATUS, VaultError, type ErrorCode } from "../core/errors.js";
+import type { AppEnv } from "./env.js";
+
+export function errorBody(code: ErrorCode, message: string, requestId: string) {
+  return { error: { code, message, requestId } };
+}
+
+export function respondError(c: Context<AppEnv>, code: ErrorCode, message: string) {
+  const requestId = c.get("requestId") ?? "-";
+  return c.json(errorBody(code, message, requestId), HTTP_STATUS[code] as 400);
+}
+
+/** zod issues → one readable message naming the field(s): `labels.env: expected string`. */
+export function describeZodError(err: ZodError, where: string): string {
+  const parts = err.issues.slice(0, 5).map((i) => {
+    const path = i.path.length ? i.path.join(".") : where;
+    if (i.code === "unrecognized_keys") {
+      const keys = (i as unknown as { keys: string[] }).keys;
+      const base = i.path.length ? `${i.path.join(".")}.` : "";
+      return `${keys.map((k) => base + k).join(", ")}: unknown field${keys.length > 1 ? "s" : ""}`;
+    }
+    return `${path}: ${i.message}`;
+  });
+  return parts.join("; ");
+}
+
+export function onError(err: Error, c: Context<AppEnv>) {
+  if (err instanceof VaultError) {
+    if (err.status >= 500) c.get("svc")?.log.warn("request failed", { code: err.code, message: err.message });
+    return respondError(c, err.code, err.message);
+  }
+  if (err instanceof HTTPException) {
+    if (err.status === 413) return respondError(c, "payload_too_large", "request body exceeds the 1 MiB limit");
+    if (err.status === 400) {
+      const msg = /json/i.test(err.message) ? "body: malformed JSON" : `body: ${err.message}`;
+      return respondError(c, "invalid_input", msg);
+    }
+    if (err.status === 401) return respondError(c, "unauthorized", err.message);
+    if (err.status === 404) return respondError(c, "not_found", err.message);
+  }
+  c.get("svc")?.log.error("unhandled error", { err: err?.stack ?? String(err), requestId: c.get("requestId") });
+  return respondError(c, "internal", "internal error; see the server log for request " + (c.get("requestId") ?? "-"));
+}

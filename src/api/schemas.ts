@@ -1,0 +1,131 @@
+// Zod schemas of the HTTP contract: validation, OpenAPI and test types come from here.
+// Request bodies are strict (unknown fields are an error naming them).
+
+import { z } from "@hono/zod-openapi";
+import { DNS_LABEL } from "../core/ids.js";
+
+export const Name = z.string().regex(DNS_LABEL, "must be a DNS label: lowercase letters, digits and '-', at most 63");
+export const Labels = z.record(z.string(), z.string());
+export const Rfc3339 = z.iso.datetime({ offset: true });
+
+export const ErrorEnvelope = z
+  .object({
+    error: z.object({ code: z.string(), message: z.string(), requestId: z.string() }),
+  })
+  .openapi("Error");
+
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().optional(),
+});
+
+export const page = <T extends z.ZodTypeAny>(item: T) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+
+export const Role = z.enum(["admin", "operator", "viewer", "runner"]);
+
+export const TokenCreate = z
+  .strictObject({
+    name: z.string().min(1).max(100),
+    role: Role,
+    pool: Name.nullable().optional(),
+    expiresAt: Rfc3339.nullable().optional(),
+  })
+  .openapi("TokenCreate");
+
+export const Token = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    role: Role,
+    pool: z.string().nullable(),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable(),
+  })
+  .openapi("Token");
+
+export const EtcdSettings = z.strictObject({
+  namespace: Name.optional(),
+  selector: z.string().min(1).max(256).optional(),
+  container: z.string().min(1).max(63).optional(),
+  command: z.array(z.string().min(1)).min(1).max(64).optional(),
+});
+
+export const ClusterCreate = z
+  .strictObject({
+    name: Name,
+    labels: Labels.optional(),
+    recipients: z.array(z.string()).max(32).optional(),
+    pool: Name.nullable().optional(),
+    kubeconfig: z.string().min(1, "must not be empty").max(256 * 1024),
+    context: z.string().min(1).nullable().optional(),
+    etcd: EtcdSettings.optional(),
+  })
+  .openapi("ClusterCreate");
+
+export const ClusterPatch = z
+  .strictObject({
+    labels: z.record(z.string(), z.string().nullable()).nullable().optional(),
+    recipients: z.array(z.string()).max(32).nullable().optional(),
+    pool: Name.nullable().optional(),
+    kubeconfig: z.string().min(1).max(256 * 1024).optional(),
+    context: z.string().min(1).nullable().optional(),
+    etcd: EtcdSettings.nullable().optional(),
+  })
+  .openapi("ClusterPatch");
+
+export const Facts = z.object({
+  masters: z.array(z.object({ name: z.string(), internalIP: z.string().nullable() })),
+  etcdPods: z.array(z.object({ name: z.string(), node: z.string().nullable(), ready: z.boolean() })),
+  etcdVersion: z.string().nullable(),
+  kubernetesVersion: z.string().nullable(),
+  deckhouseVersion: z.string().nullable(),
+  multiMaster: z.boolean(),
+  discoveredAt: z.string(),
+});
+
+export const Cluster = z
+  .object({
+    name: z.string(),
+    labels: Labels,
+    recipients: z.array(z.string()),
+    pool: z.string().nullable(),
+    context: z.string().nullable(),
+    etcd: z.object({ namespace: z.string(), selector: z.string(), container: z.string(), command: z.array(z.string()) }),
+    facts: Facts.nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("Cluster");
+
+export const AuditEvent = z
+  .object({
+    id: z.string(),
+    at: z.string(),
+    actor: z.string(),
+    action: z.string(),
+    subject: z.string(),
+    outcome: z.string(),
+    remoteAddr: z.string().nullable(),
+    detail: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .openapi("AuditEvent");
+
+export const NameParam = z.object({ name: Name.openapi({ param: { name: "name", in: "path" } }) });
+export const IdParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: "id", in: "path" } }) });
+
+export const errorResponses = {
+  400: { description: "invalid input", content: { "application/json": { schema: ErrorEnvelope } } },
+  401: { description: "unauthorized", content: { "application/json": { schema: ErrorEnvelope } } },
+  403: { description: "forbidden", content: { "application/json": { schema: ErrorEnvelope } } },
+  404: { description: "not found", content: { "application/json": { schema: ErrorEnvelope } } },
+  409: { description: "conflict", content: { "application/json": { schema: ErrorEnvelope } } },
+} as const;
+
+export const jsonBody = <T extends z.ZodTypeAny>(schema: T) => ({
+  body: { content: { "application/json": { schema } }, required: true },
+});
+export const jsonOk = <T extends z.ZodTypeAny>(schema: T, description = "OK") => ({
+  content: { "application/json": { schema } },
+  description,
+});

@@ -1,0 +1,178 @@
+// The catalog: one drizzle schema for better-sqlite3 (Node edition) and D1 (Worker edition).
+// Times are integer milliseconds since the epoch (cheap to index and compare); the API renders
+// them as RFC 3339. JSON columns hold small structured values (labels, facts, timings).
+// Changing this file means a new migration: `npm run migrate:generate`.
+
+import { sqliteTable, text, integer, index, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const tokens = sqliteTable("tokens", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  role: text("role", { enum: ["admin", "operator", "viewer", "runner"] }).notNull(),
+  pool: text("pool"),
+  /** hex SHA-256 of the secret part; the secret itself is shown once and never stored. */
+  secretHash: text("secret_hash").notNull(),
+  createdAt: integer("created_at").notNull(),
+  expiresAt: integer("expires_at"),
+  lastUsedAt: integer("last_used_at"),
+  revokedAt: integer("revoked_at"),
+});
+
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: text("id").primaryKey(), // ULID: sorts by time
+    at: integer("at").notNull(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    subject: text("subject").notNull(),
+    outcome: text("outcome").notNull(),
+    remoteAddr: text("remote_addr"),
+    detail: text("detail", { mode: "json" }).$type<Record<string, unknown>>(),
+  },
+  (t) => [index("audit_subject_idx").on(t.subject, t.id), index("audit_action_idx").on(t.action, t.id)],
+);
+
+export const clusters = sqliteTable("clusters", {
+  name: text("name").primaryKey(),
+  labels: text("labels", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  recipients: text("recipients", { mode: "json" }).$type<string[]>().notNull(),
+  pool: text("pool"),
+  /** AES-256-GCM envelope under the master key: `<keyId>:<base64 iv|ciphertext>`. */
+  kubeconfigSealed: text("kubeconfig_sealed").notNull(),
+  context: text("context"),
+  etcd: text("etcd", { mode: "json" }).$type<import("../core/cluster-types.js").EtcdSettings>().notNull(),
+  facts: text("facts", { mode: "json" }).$type<import("../core/cluster-types.js").ClusterFacts>(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const targets = sqliteTable("targets", {
+  name: text("name").primaryKey(),
+  kind: text("kind", { enum: ["file", "s3", "r2"] }).notNull(),
+  url: text("url").notNull(),
+  /** Sealed JSON `{accessKeyId, secretAccessKey, sessionToken?}` or null (use the AWS environment). */
+  credentialsSealed: text("credentials_sealed"),
+  objectLock: text("object_lock", { mode: "json" }).$type<{ mode: "GOVERNANCE" | "COMPLIANCE"; days: number }>(),
+  storageClass: text("storage_class"),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const policies = sqliteTable("policies", {
+  name: text("name").primaryKey(),
+  selector: text("selector", { mode: "json" }).$type<{ matchLabels: Record<string, string> }>().notNull(),
+  schedule: text("schedule").notNull(),
+  timezone: text("timezone").notNull(),
+  spread: text("spread").notNull(),
+  rpo: text("rpo").notNull(),
+  retention: text("retention", { mode: "json" }).$type<Record<string, number | string>>().notNull(),
+  recipients: text("recipients", { mode: "json" }).$type<string[]>().notNull(),
+  target: text("target").notNull(),
+  paused: integer("paused", { mode: "boolean" }).notNull(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** When a cluster started matching a policy: its first run is the first slot after `since`. */
+export const policyMembers = sqliteTable(
+  "policy_members",
+  {
+    policy: text("policy").notNull(),
+    cluster: text("cluster").notNull(),
+    since: integer("since").notNull(),
+  },
+  (t) => [uniqueIndex("policy_members_pk").on(t.policy, t.cluster)],
+);
+
+export const runs = sqliteTable(
+  "runs",
+  {
+    id: text("id").primaryKey(),
+    kind: text("kind", { enum: ["capture", "discover"] }).notNull(),
+    cluster: text("cluster").notNull(),
+    policy: text("policy"),
+    slot: integer("slot"),
+    notBefore: integer("not_before").notNull(),
+    state: text("state", { enum: ["queued", "running", "succeeded", "failed", "cancelled"] }).notNull(),
+    attempt: integer("attempt").notNull(),
+    nextAttemptAt: integer("next_attempt_at"),
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: integer("lease_expires_at"),
+    cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    pod: text("pod"),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    bytes: integer("bytes").notNull().default(0),
+    timings: text("timings", { mode: "json" }).$type<Record<string, number | null>>(),
+    /** Request-time choices for manual runs (recipients, target); null = resolve at capture. */
+    options: text("options", { mode: "json" }).$type<{ recipients?: string[]; target?: string }>(),
+    /** Result of discover runs (facts) handed back to a waiting request. */
+    result: text("result", { mode: "json" }).$type<unknown>(),
+    createdAt: integer("created_at").notNull(),
+    startedAt: integer("started_at"),
+    finishedAt: integer("finished_at"),
+    backupId: text("backup_id"),
+  },
+  (t) => [
+    uniqueIndex("runs_slot_uq").on(t.policy, t.cluster, t.slot),
+    index("runs_state_idx").on(t.state, t.notBefore),
+    index("runs_cluster_idx").on(t.cluster, t.createdAt),
+  ],
+);
+
+export const backups = sqliteTable(
+  "backups",
+  {
+    id: text("id").primaryKey(), // ULID
+    cluster: text("cluster").notNull(),
+    policy: text("policy"),
+    runId: text("run_id").notNull(),
+    state: text("state", {
+      enum: ["uploading", "available", "failed", "deleting", "deleted", "missing", "corrupt"],
+    }).notNull(),
+    createdAt: integer("created_at").notNull(),
+    target: text("target").notNull(),
+    objectKey: text("object_key").notNull(),
+    plainSize: integer("plain_size"),
+    plainSha256: text("plain_sha256"),
+    cipherSize: integer("cipher_size"),
+    cipherSha256: text("cipher_sha256"),
+    etcdRevision: integer("etcd_revision"),
+    etcdKeys: integer("etcd_keys"),
+    etcdVersion: text("etcd_version"),
+    recipients: text("recipients", { mode: "json" }).$type<string[]>().notNull(),
+    facts: text("facts", { mode: "json" }).$type<import("../core/cluster-types.js").ClusterFacts>(),
+    hold: integer("hold", { mode: "boolean" }).notNull().default(false),
+    holdReason: text("hold_reason"),
+    lockedUntil: integer("locked_until"),
+    errorMessage: text("error_message"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    index("backups_cluster_idx").on(t.cluster, t.id),
+    index("backups_series_idx").on(t.cluster, t.policy, t.state, t.createdAt),
+    index("backups_state_idx").on(t.state),
+    index("backups_policy_idx").on(t.policy, t.id),
+  ],
+);
+
+export const links = sqliteTable(
+  "links",
+  {
+    id: text("id").primaryKey(),
+    backupId: text("backup_id").notNull(),
+    kind: text("kind", { enum: ["bundle", "snapshot"] }).notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    revokedAt: integer("revoked_at"),
+    uses: integer("uses").notNull().default(0),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("links_backup_idx").on(t.backupId, t.id)],
+);
+
+export const meta = sqliteTable("meta", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});

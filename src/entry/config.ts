@@ -1,0 +1,75 @@
+// The environment, validated once at start (DESIGN "Configuration"). A bad value stops the process
+// with the variable's name and the reason; nothing below entry/ reads process.env.
+
+import { z } from "zod";
+import { resolve } from "node:path";
+import { parseDurationMs } from "../core/duration-lite.js";
+
+const duration = (name: string, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      try {
+        return parseDurationMs(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `${(e as Error).message} (got '${v}')` });
+        return z.NEVER;
+      }
+    })
+    .describe(name);
+
+export const envSchema = z.object({
+  PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  ETCD_VAULT_DATA_DIR: z.string().min(1).default("./var"),
+  ETCD_VAULT_STORAGE: z
+    .string()
+    .regex(/^(file|s3):\/\//, "must start with file:// or s3://")
+    .optional(),
+  ETCD_VAULT_ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
+  ETCD_VAULT_MASTER_KEY: z.string().optional(),
+  ETCD_VAULT_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  ETCD_VAULT_SCHEDULER: z.enum(["on", "off"]).default("on"),
+  ETCD_VAULT_DEFAULT_RECIPIENTS: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ETCD_VAULT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
+  ETCD_VAULT_EXEC_IDLE_TIMEOUT: duration("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
+  ETCD_VAULT_LEASE: duration("ETCD_VAULT_LEASE", "2m"),
+  ETCD_VAULT_MANUAL_TTL: duration("ETCD_VAULT_MANUAL_TTL", "30d"),
+  ETCD_VAULT_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config extends Env {
+  dataDir: string;
+  storageUrl: string;
+  publicUrl: string;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings count as unset: `FOO=` in a manifest should not fail validation.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.ETCD_VAULT_DATA_DIR);
+  return {
+    ...e,
+    dataDir,
+    storageUrl: e.ETCD_VAULT_STORAGE ?? `file://${resolve(dataDir, "vault")}`,
+    publicUrl: (e.ETCD_VAULT_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
+  };
+}

@@ -1,0 +1,125 @@
+// Node edition: builds every service once (catalog, secrets, stores, kube access, scheduler,
+// in-process runner) and serves the Hono app. `etcd-vault serve` and `npm start` land here.
+
+import { serve, type ServerType } from "@hono/node-server";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createApp } from "../api/app.js";
+import { openSqliteCatalog, pendingMigrations, type SqliteCatalog } from "../catalog/sqlite.js";
+import { createSecretBox } from "../crypto/secret-box.js";
+import { KubeClusterAccess } from "../kube/cluster-access.js";
+import type { ServiceContext } from "../services/context.js";
+import { ensureAdminToken } from "../services/tokens.js";
+import { createStoreResolver, ensureDefaultTarget } from "../services/targets.js";
+import type { Config } from "./config.js";
+import { createLogger, maskPath } from "./logger.js";
+import { loadMasterKeys } from "./master-key.js";
+import { nodeExtensions, startBackground } from "./node-extensions.js";
+
+import { VERSION } from "./version.js";
+export { VERSION };
+
+export interface NodeService {
+  svc: ServiceContext;
+  catalog: SqliteCatalog;
+  app: ReturnType<typeof createApp>;
+  close(): Promise<void>;
+}
+
+export async function buildNodeService(config: Config, opts: { quiet?: boolean } = {}): Promise<NodeService> {
+  const log = createLogger(opts.quiet ? "error" : config.ETCD_VAULT_LOG_LEVEL);
+  mkdirSync(config.dataDir, { recursive: true });
+  const catalog = openSqliteCatalog(join(config.dataDir, "catalog.db"));
+  const secrets = await createSecretBox(loadMasterKeys(config.ETCD_VAULT_MASTER_KEY, config.dataDir, log));
+  let wake: () => void = () => {};
+  const svc: ServiceContext = {
+    catalog,
+    secrets,
+    clock: { now: () => new Date() },
+    log,
+    access: new KubeClusterAccess({ log }),
+    storeFor: async () => {
+      throw new Error("stores not ready");
+    },
+    settings: {
+      publicUrl: config.publicUrl,
+      defaultRecipients: config.ETCD_VAULT_DEFAULT_RECIPIENTS,
+      concurrency: config.ETCD_VAULT_CONCURRENCY,
+      execIdleTimeoutMs: config.ETCD_VAULT_EXEC_IDLE_TIMEOUT,
+      leaseMs: config.ETCD_VAULT_LEASE,
+      manualTtlMs: config.ETCD_VAULT_MANUAL_TTL,
+    },
+    notifyWork: () => wake(),
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+  };
+  svc.storeFor = createStoreResolver(svc);
+  await ensureDefaultTarget(svc, config.storageUrl);
+
+  const admin = await ensureAdminToken(svc, config.ETCD_VAULT_ADMIN_TOKEN);
+  if (admin.token) {
+    // Printed once, on the terminal only; only its hash is stored.
+    process.stderr.write(
+      `\n  etcd-vault: generated the first admin token (shown only now, store it safely):\n\n    ${admin.token}\n\n`,
+    );
+  }
+
+  const app = createApp({
+    svc,
+    version: VERSION,
+    remoteAddr: (c) => {
+      try {
+        return getConnInfo(c).remote.address ?? null;
+      } catch {
+        return null;
+      }
+    },
+    ready: async () => {
+      try {
+        const pending = pendingMigrations(catalog.sqlite);
+        return pending ? { ok: false, reason: `${pending} migration(s) not applied` } : { ok: true };
+      } catch (e) {
+        return { ok: false, reason: `catalog unreachable: ${(e as Error).message}` };
+      }
+    },
+    extend: nodeExtensions(),
+  });
+  // Access log with signed-link tokens masked.
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    log.info("http", { method: c.req.method, path: maskPath(c.req.path), status: c.res.status, ms: Math.round(performance.now() - t0) });
+  });
+
+  const background = await startBackground(svc, config, (fn) => (wake = fn));
+  return {
+    svc,
+    catalog,
+    app,
+    async close() {
+      await background.stop();
+      catalog.close();
+    },
+  };
+}
+
+export async function serveNode(config: Config): Promise<{ server: ServerType; service: NodeService }> {
+  const service = await buildNodeService(config);
+  const server = serve({ fetch: service.app.fetch, port: config.PORT, hostname: "0.0.0.0" });
+  service.svc.log.info("etcd-vault listening", {
+    port: config.PORT,
+    dataDir: config.dataDir,
+    publicUrl: config.publicUrl,
+    scheduler: config.ETCD_VAULT_SCHEDULER,
+  });
+  const stop = async () => {
+    service.svc.log.info("shutting down");
+    server.close();
+    await service.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  return { server, service };
+}

@@ -1,0 +1,241 @@
+// The cluster registry: name, labels, kubeconfig (sealed at rest, never returned), etcd access
+// settings, recipients, runner pool, and the facts found by discovery.
+
+import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import { backups, clusters, runs } from "../catalog/schema.js";
+import { DEFAULT_ETCD_SETTINGS, type ClusterFacts, type EtcdSettings } from "../core/cluster-types.js";
+import { VaultError, conflict, invalidInput, notFound } from "../core/errors.js";
+import { checkLabels, matchesLabels } from "../core/labels.js";
+import { parseKubeconfig } from "../core/kubeconfig.js";
+import { parseRecipients } from "../crypto/recipients.js";
+import type { ClusterConnection } from "../core/ports.js";
+import type { RequestContext, ServiceContext } from "./context.js";
+import { auditStatement } from "./audit.js";
+import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+
+export interface ClusterView {
+  name: string;
+  labels: Record<string, string>;
+  recipients: string[];
+  pool: string | null;
+  context: string | null;
+  etcd: EtcdSettings;
+  facts: ClusterFacts | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ClusterInput {
+  name: string;
+  labels?: Record<string, string>;
+  recipients?: string[];
+  pool?: string | null;
+  kubeconfig: string;
+  context?: string | null;
+  etcd?: Partial<EtcdSettings>;
+}
+
+export type ClusterPatch = {
+  labels?: Record<string, string | null> | null;
+  recipients?: string[] | null;
+  pool?: string | null;
+  kubeconfig?: string;
+  context?: string | null;
+  etcd?: Partial<EtcdSettings> | null;
+};
+
+type Row = typeof clusters.$inferSelect;
+
+export function clusterView(r: Row): ClusterView {
+  return {
+    name: r.name,
+    labels: r.labels,
+    recipients: r.recipients,
+    pool: r.pool,
+    context: r.context,
+    etcd: r.etcd,
+    facts: r.facts ?? null,
+    createdAt: new Date(r.createdAt).toISOString(),
+    updatedAt: new Date(r.updatedAt).toISOString(),
+  };
+}
+
+const KUBECONFIG_AAD = (name: string) => `cluster/${name}/kubeconfig`;
+
+function etcdSettings(given: Partial<EtcdSettings> | null | undefined, base: EtcdSettings): EtcdSettings {
+  const e = { ...base, ...(given ?? {}) };
+  if (!e.command.length) throw invalidInput("etcd.command", "must have at least one element");
+  return e;
+}
+
+export async function getClusterRow(ctx: ServiceContext, name: string): Promise<Row> {
+  const row = (await ctx.catalog.db.select().from(clusters).where(eq(clusters.name, name)).limit(1))[0];
+  if (!row) throw notFound("cluster", name);
+  return row;
+}
+
+export async function createCluster(ctx: RequestContext, input: ClusterInput): Promise<ClusterView> {
+  checkLabels(input.labels ?? {});
+  parseKubeconfig(input.kubeconfig, input.context ?? undefined);
+  const recipients = input.recipients?.length ? parseRecipients(input.recipients, "recipients") : [];
+  const now = ctx.clock.now().getTime();
+  const row: Row = {
+    name: input.name,
+    labels: input.labels ?? {},
+    recipients,
+    pool: input.pool ?? null,
+    kubeconfigSealed: await ctx.secrets.seal(input.kubeconfig, KUBECONFIG_AAD(input.name)),
+    context: input.context ?? null,
+    etcd: etcdSettings(input.etcd, DEFAULT_ETCD_SETTINGS),
+    facts: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const exists = await ctx.catalog.db.select({ n: clusters.name }).from(clusters).where(eq(clusters.name, input.name));
+  if (exists.length) throw conflict(`cluster '${input.name}' already exists`);
+  try {
+    await ctx.catalog.atomically([
+      ctx.catalog.db.insert(clusters).values(row),
+      auditStatement(ctx, { action: "cluster.create", subject: `cluster/${input.name}`, detail: { labels: row.labels } }),
+    ]);
+  } catch (e) {
+    if (String((e as Error).message).includes("UNIQUE")) throw conflict(`cluster '${input.name}' already exists`);
+    throw e;
+  }
+  return clusterView(row);
+}
+
+export async function listClusters(
+  ctx: ServiceContext,
+  q: { selector?: Record<string, string>; limit: number; cursor?: string },
+): Promise<Page<ClusterView>> {
+  // Names are the key; list in name order (stable, human friendly) and filter labels in memory
+  // in pages, so a selector over a large fleet never loads it all at once.
+  const out: ClusterView[] = [];
+  let after = decodeCursor(q.cursor);
+  let more = true;
+  while (out.length <= q.limit && more) {
+    const rows = await ctx.catalog.db
+      .select()
+      .from(clusters)
+      .where(after ? gt(clusters.name, after) : undefined)
+      .orderBy(asc(clusters.name))
+      .limit(500);
+    more = rows.length === 500;
+    for (const r of rows) {
+      after = r.name;
+      if (!q.selector || matchesLabels(r.labels, q.selector)) out.push(clusterView(r));
+      if (out.length > q.limit) break;
+    }
+  }
+  const items = out.slice(0, q.limit);
+  return { items, nextCursor: out.length > q.limit ? encodeCursor(items[items.length - 1]!.name) : null };
+}
+
+export async function getCluster(ctx: ServiceContext, name: string): Promise<ClusterView> {
+  return clusterView(await getClusterRow(ctx, name));
+}
+
+export async function patchCluster(ctx: RequestContext, name: string, patch: ClusterPatch): Promise<ClusterView> {
+  const row = await getClusterRow(ctx, name);
+  const next: Row = { ...row };
+  if (patch.labels !== undefined) {
+    const labels = { ...row.labels };
+    for (const [k, v] of Object.entries(patch.labels ?? {})) {
+      if (v === null) delete labels[k];
+      else labels[k] = v;
+    }
+    next.labels = checkLabels(patch.labels === null ? {} : labels);
+  }
+  if (patch.recipients !== undefined) {
+    next.recipients = patch.recipients?.length ? parseRecipients(patch.recipients, "recipients") : [];
+  }
+  if (patch.pool !== undefined) next.pool = patch.pool;
+  if (patch.context !== undefined) next.context = patch.context;
+  if (patch.etcd !== undefined) next.etcd = etcdSettings(patch.etcd, patch.etcd === null ? DEFAULT_ETCD_SETTINGS : row.etcd);
+  const rotated = patch.kubeconfig !== undefined;
+  if (rotated || patch.context !== undefined) {
+    const kc = patch.kubeconfig ?? (await openKubeconfig(ctx, row));
+    parseKubeconfig(kc, next.context ?? undefined);
+    if (rotated) next.kubeconfigSealed = await ctx.secrets.seal(kc, KUBECONFIG_AAD(name));
+  }
+  next.updatedAt = ctx.clock.now().getTime();
+  const { name: _n, createdAt: _c, ...set } = next;
+  await ctx.catalog.atomically([
+    ctx.catalog.db.update(clusters).set(set).where(eq(clusters.name, name)),
+    auditStatement(ctx, {
+      action: "cluster.update",
+      subject: `cluster/${name}`,
+      detail: { fields: Object.keys(patch), kubeconfigRotated: rotated },
+    }),
+  ]);
+  return clusterView(next);
+}
+
+export async function deleteCluster(ctx: RequestContext, name: string, purgeBackups: boolean): Promise<void> {
+  await getClusterRow(ctx, name);
+  const live = await ctx.catalog.db
+    .select({ id: backups.id })
+    .from(backups)
+    .where(and(eq(backups.cluster, name), eq(backups.state, "available")));
+  if (live.length && !purgeBackups) {
+    throw conflict(`cluster '${name}' has ${live.length} available backup(s); pass ?purgeBackups=true to delete them too`);
+  }
+  const active = await ctx.catalog.db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.cluster, name), inArray(runs.state, ["running"])));
+  if (active.length) throw conflict(`cluster '${name}' has a capture running (run ${active[0]!.id}); cancel it first`);
+  const now = ctx.clock.now().getTime();
+  await ctx.catalog.atomically([
+    // Purged backups go through the normal deletion path (the sweep removes object + sidecar).
+    ctx.catalog.db
+      .update(backups)
+      .set({ state: "deleting", hold: false, updatedAt: now })
+      .where(and(eq(backups.cluster, name), eq(backups.state, "available"))),
+    ctx.catalog.db
+      .update(runs)
+      .set({ state: "cancelled", finishedAt: now, errorCode: "cancelled", errorMessage: "cluster deleted" })
+      .where(and(eq(runs.cluster, name), eq(runs.state, "queued"))),
+    ctx.catalog.db.delete(clusters).where(eq(clusters.name, name)),
+    auditStatement(ctx, { action: "cluster.delete", subject: `cluster/${name}`, detail: { purgedBackups: live.length } }),
+  ]);
+}
+
+export async function openKubeconfig(ctx: ServiceContext, row: Row): Promise<string> {
+  return ctx.secrets.open(row.kubeconfigSealed, KUBECONFIG_AAD(row.name));
+}
+
+export async function connectionFor(ctx: ServiceContext, row: Row): Promise<ClusterConnection> {
+  return { name: row.name, kubeconfig: await openKubeconfig(ctx, row), etcd: row.etcd, context: row.context };
+}
+
+export async function storeFacts(ctx: ServiceContext, name: string, facts: ClusterFacts): Promise<void> {
+  await ctx.catalog.db.update(clusters).set({ facts, updatedAt: ctx.clock.now().getTime() }).where(eq(clusters.name, name));
+}
+
+/** Discovery through the ClusterAccess port; nothing is stored when it fails. */
+export async function discoverCluster(ctx: RequestContext, name: string): Promise<ClusterView> {
+  const row = await getClusterRow(ctx, name);
+  let facts: ClusterFacts;
+  try {
+    facts = await ctx.access.discover(await connectionFor(ctx, row));
+  } catch (e) {
+    await ctx.catalog.atomically([
+      auditStatement(ctx, {
+        action: "cluster.discover",
+        subject: `cluster/${name}`,
+        outcome: "failed",
+        detail: { error: (e as Error).message },
+      }),
+    ]);
+    if (e instanceof VaultError) throw e;
+    throw new VaultError("upstream_failed", `discovery of cluster '${name}' failed: ${(e as Error).message}`);
+  }
+  const now = ctx.clock.now().getTime();
+  await ctx.catalog.atomically([
+    ctx.catalog.db.update(clusters).set({ facts, updatedAt: now }).where(eq(clusters.name, name)),
+    auditStatement(ctx, { action: "cluster.discover", subject: `cluster/${name}` }),
+  ]);
+  return clusterView({ ...row, facts, updatedAt: now });
+}
