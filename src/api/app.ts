@@ -10,6 +10,8 @@ import { describeZodError, onError, respondError } from "./errors.js";
 import { clusterRoutes } from "./routes-clusters.js";
 import { auditRoutes } from "./routes-system.js";
 import { tokenRoutes } from "./routes-tokens.js";
+import { targetRoutes } from "./routes-targets.js";
+import { backupRoutes } from "./routes-backups.js";
 
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -59,6 +61,8 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
   tokenRoutes(app);
   clusterRoutes(app);
   auditRoutes(app);
+  targetRoutes(app);
+  backupRoutes(app);
   for (const add of opts.extend ?? []) add(app);
 
   app.doc31("/openapi.json", {

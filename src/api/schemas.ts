@@ -129,3 +129,99 @@ export const jsonOk = <T extends z.ZodTypeAny>(schema: T, description = "OK") =>
   content: { "application/json": { schema } },
   description,
 });
+
+export const ManualBackup = z
+  .strictObject({ recipients: z.array(z.string()).min(1).max(32).optional(), target: Name.optional() })
+  .openapi("ManualBackup");
+
+export const RunState = z.enum(["queued", "running", "succeeded", "failed", "cancelled"]);
+export const Run = z
+  .object({
+    id: z.string(),
+    kind: z.enum(["capture", "discover"]),
+    cluster: z.string(),
+    policy: z.string().nullable(),
+    slot: z.string().nullable(),
+    notBefore: z.string(),
+    state: RunState,
+    attempt: z.number(),
+    nextAttemptAt: z.string().nullable(),
+    pod: z.string().nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    bytes: z.number(),
+    timings: z.object({
+      execFirstByteMs: z.number().nullable(),
+      streamMs: z.number().nullable(),
+      uploadMs: z.number().nullable(),
+      totalMs: z.number().nullable(),
+    }),
+    lease: z.object({ owner: z.string(), expiresAt: z.string() }).nullable(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    backupId: z.string().nullable(),
+  })
+  .openapi("Run");
+
+export const BackupState = z.enum(["uploading", "available", "failed", "deleting", "deleted", "missing", "corrupt"]);
+export const Backup = z
+  .object({
+    id: z.string(),
+    cluster: z.string(),
+    policy: z.string().nullable(),
+    runId: z.string(),
+    state: BackupState,
+    createdAt: z.string(),
+    target: z.string(),
+    objectKey: z.string(),
+    plaintext: z.object({ size: z.number(), sha256: z.string() }),
+    ciphertext: z.object({ size: z.number(), sha256: z.string() }),
+    etcd: z.object({ revision: z.number().nullable(), keys: z.number().nullable(), version: z.string().nullable() }),
+    recipients: z.array(z.string()),
+    facts: Facts.nullable(),
+    hold: z.boolean(),
+    holdReason: z.string().nullable(),
+    lockedUntil: z.string().nullable(),
+  })
+  .openapi("Backup");
+
+export const HoldBody = z.strictObject({ reason: z.string().min(1).max(500) }).openapi("Hold");
+
+const ObjectLock = z.strictObject({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), days: z.number().int().min(1).max(36500) });
+const Credentials = z.strictObject({
+  accessKeyId: z.string().min(1),
+  secretAccessKey: z.string().min(1),
+  sessionToken: z.string().min(1).optional(),
+});
+export const TargetCreate = z
+  .strictObject({
+    name: Name,
+    url: z.string().min(1).max(2048),
+    credentials: Credentials.nullable().optional(),
+    objectLock: ObjectLock.nullable().optional(),
+    storageClass: z.string().min(1).max(64).nullable().optional(),
+  })
+  .openapi("TargetCreate");
+export const TargetPatch = z
+  .strictObject({
+    url: z.string().min(1).max(2048).optional(),
+    credentials: Credentials.nullable().optional(),
+    objectLock: ObjectLock.nullable().optional(),
+    storageClass: z.string().min(1).max(64).nullable().optional(),
+  })
+  .openapi("TargetPatch");
+export const Target = z
+  .object({
+    name: z.string(),
+    kind: z.enum(["file", "s3", "r2"]),
+    url: z.string(),
+    objectLock: z.object({ mode: z.string(), days: z.number() }).nullable(),
+    storageClass: z.string().nullable(),
+  })
+  .openapi("Target");
+export const TargetCheck = z
+  .object({
+    ok: z.boolean(),
+    steps: z.array(z.object({ step: z.string(), ok: z.boolean(), ms: z.number(), error: z.string().optional() })),
+  })
+  .openapi("TargetCheck");

@@ -50,7 +50,7 @@ export function loadNodeChunkSealer(): ChunkSealerFactory | null {
 
   try {
     const probe = factory(new Uint8Array(32))(new Uint8Array(12), new Uint8Array(0));
-    if (probe.length !== 2 || probe[1]?.length !== TAG_SIZE) return null;
+    if (probe[1].length !== TAG_SIZE) return null;
   } catch {
     return null;
   }

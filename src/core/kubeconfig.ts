@@ -1,0 +1,173 @@
+// Kubeconfig validation, runtime-neutral (yaml + zod). A kubeconfig is stored sealed and used later
+// by the in-process adapter or by a remote runner, so it must be self-contained: embedded
+// certificate data, no file paths (they would name files on whichever machine happens to run it).
+// Every message names a field, never a value: the text is full of credentials.
+
+import { parse as parseYaml, YAMLParseError } from "yaml";
+import { z } from "zod";
+import { invalidInput } from "./errors.js";
+
+export type KubeAuthKind = "token" | "client-certificate" | "exec" | "auth-provider";
+
+export interface KubeconfigSummary {
+  contextName: string;
+  /** The cluster's API server URL as written (always https). */
+  server: string;
+  /** `hostname:port` of the server (port omitted when it is the https default). */
+  host: string;
+  /** Which kind of credentials the context's user carries (the value itself is never returned). */
+  auth: KubeAuthKind;
+}
+
+const nonEmpty = z.string().min(1);
+
+const clusterSchema = z.looseObject({
+  server: nonEmpty,
+  "certificate-authority-data": nonEmpty.optional(),
+  "certificate-authority": z.string().optional(),
+  "insecure-skip-tls-verify": z.boolean().optional(),
+  "tls-server-name": z.string().optional(),
+});
+
+const userSchema = z.looseObject({
+  token: z.string().optional(),
+  tokenFile: z.string().optional(),
+  "client-certificate-data": z.string().optional(),
+  "client-key-data": z.string().optional(),
+  "client-certificate": z.string().optional(),
+  "client-key": z.string().optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  exec: z.looseObject({ command: nonEmpty, args: z.array(z.string()).nullish(), apiVersion: z.string().optional() }).optional(),
+  "auth-provider": z.looseObject({ name: nonEmpty }).optional(),
+});
+
+const contextSchema = z.looseObject({ cluster: nonEmpty, user: nonEmpty, namespace: z.string().optional() });
+
+const named = <T extends z.ZodType>(key: string, inner: T) =>
+  z.array(z.looseObject({ name: nonEmpty, [key]: inner })).nullish();
+
+const kubeconfigSchema = z.looseObject({
+  clusters: named("cluster", clusterSchema),
+  users: named("user", userSchema),
+  contexts: named("context", contextSchema),
+  "current-context": z.string().nullish(),
+});
+
+type Cluster = z.infer<typeof clusterSchema>;
+type User = z.infer<typeof userSchema>;
+type Context = z.infer<typeof contextSchema>;
+
+const fail = (reason: string) => invalidInput("kubeconfig", reason);
+
+function parseText(text: string): unknown {
+  try {
+    // prettyErrors off: the pretty form quotes the offending source line, which may hold a token.
+    return parseYaml(text, { prettyErrors: false, maxAliasCount: 50 });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const at = e.linePos?.[0];
+      throw fail(`not valid YAML (${e.code}${at ? ` at line ${at.line}, column ${at.col}` : ""})`);
+    }
+    throw fail("not valid YAML");
+  }
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i ? "." : ""}${String(p)}`)).join("");
+}
+
+/** Base64 check without decoding into a runtime-specific buffer type. */
+function isBase64(s: string): boolean {
+  return /^[A-Za-z0-9+/\r\n]+={0,2}\s*$/.test(s);
+}
+
+function decodesToPem(s: string, label: string): boolean {
+  if (!isBase64(s)) return false;
+  try {
+    return atob(s.replace(/\s+/g, "")).includes(`-----BEGIN ${label}`);
+  } catch {
+    return false;
+  }
+}
+
+function checkCluster(name: string, c: Cluster): { server: string; host: string } {
+  const where = `cluster '${name}'`;
+  let url: URL;
+  try {
+    url = new URL(c.server);
+  } catch {
+    throw fail(`${where}: server is not a URL`);
+  }
+  if (url.protocol !== "https:") throw fail(`${where}: server must be an https:// URL`);
+  if (url.username || url.password) throw fail(`${where}: server URL must not carry credentials`);
+  if (c["certificate-authority"]) {
+    throw fail(`${where}: certificate-authority (a file path) is not supported; embed certificate-authority-data`);
+  }
+  const ca = c["certificate-authority-data"];
+  if (ca !== undefined && !decodesToPem(ca, "CERTIFICATE")) {
+    throw fail(`${where}: certificate-authority-data is not base64 of a PEM certificate`);
+  }
+  return { server: c.server, host: url.host };
+}
+
+function checkUser(name: string, u: User): KubeAuthKind {
+  const where = `user '${name}'`;
+  for (const key of ["tokenFile", "client-certificate", "client-key"] as const) {
+    if (u[key]) throw fail(`${where}: ${key} (a file path) is not supported; embed the data instead`);
+  }
+  const cert = u["client-certificate-data"];
+  const key = u["client-key-data"];
+  if (cert || key) {
+    if (!cert || !key) throw fail(`${where}: client-certificate-data and client-key-data must be given together`);
+    if (!decodesToPem(cert, "CERTIFICATE")) throw fail(`${where}: client-certificate-data is not base64 of a PEM certificate`);
+    if (!decodesToPem(key, "")) throw fail(`${where}: client-key-data is not base64 of a PEM key`);
+    return "client-certificate";
+  }
+  if (u.token) return "token";
+  if (u.exec) return "exec";
+  if (u["auth-provider"]) return "auth-provider";
+  if (u.username || u.password) throw fail(`${where}: basic auth (username/password) is not supported`);
+  throw fail(`${where}: has no credentials (token, client certificate and key, exec or auth-provider)`);
+}
+
+function find<T>(list: Array<{ name: string } & Record<string, unknown>> | null | undefined, key: string, name: string): T | undefined {
+  const hit = (list ?? []).find((e) => e.name === name);
+  return hit ? (hit[key] as T) : undefined;
+}
+
+/**
+ * Validate a kubeconfig and summarise the context that will be used: the given `context`, else the
+ * current-context. Throws `invalid_input` (field `kubeconfig` or `context`) with a reason that
+ * names what is wrong and never echoes a value from the text.
+ */
+export function parseKubeconfig(text: string, context?: string): KubeconfigSummary {
+  if (typeof text !== "string" || !text.trim()) throw fail("is empty");
+  const raw = parseText(text);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw fail("must be a YAML mapping");
+  const parsed = kubeconfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw fail(`${issuePath(issue.path) || "document"}: ${issue.message}`);
+  }
+  const kc = parsed.data;
+
+  let contextName: string;
+  if (context !== undefined && context !== "") {
+    if (!find<Context>(kc.contexts, "context", context)) throw invalidInput("context", `context '${context}' is not defined in the kubeconfig`);
+    contextName = context;
+  } else {
+    if (!kc["current-context"]) throw fail("has no current-context (set one, or give `context`)");
+    contextName = kc["current-context"];
+  }
+  const ctx = find<Context>(kc.contexts, "context", contextName);
+  if (!ctx) throw fail(`current-context '${contextName}' is not defined in contexts`);
+  const cluster = find<Cluster>(kc.clusters, "cluster", ctx.cluster);
+  if (!cluster) throw fail(`context '${contextName}' names cluster '${ctx.cluster}', which is not defined`);
+  const user = find<User>(kc.users, "user", ctx.user);
+  if (!user) throw fail(`context '${contextName}' names user '${ctx.user}', which is not defined`);
+
+  const { server, host } = checkCluster(ctx.cluster, cluster);
+  const auth = checkUser(ctx.user, user);
+  return { contextName, server, host, auth };
+}

@@ -1,0 +1,102 @@
+// Backups in the catalog. Only `available` backups are offered for download, counted by
+// retention or shown as protection.
+
+import { and, desc, eq, isNull, lt, type SQL } from "drizzle-orm";
+import { backups } from "../catalog/schema.js";
+import type { Backup } from "../core/backup-types.js";
+import { conflict, notFound, VaultError } from "../core/errors.js";
+import type { RequestContext, ServiceContext } from "./context.js";
+import { auditStatement } from "./audit.js";
+import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+
+export type BackupRow = typeof backups.$inferSelect;
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function backupView(r: BackupRow): Backup {
+  return {
+    id: r.id,
+    cluster: r.cluster,
+    policy: r.policy,
+    runId: r.runId,
+    state: r.state,
+    createdAt: iso(r.createdAt)!,
+    target: r.target,
+    objectKey: r.objectKey,
+    plaintext: { size: r.plainSize ?? 0, sha256: r.plainSha256 ?? "" },
+    ciphertext: { size: r.cipherSize ?? 0, sha256: r.cipherSha256 ?? "" },
+    etcd: { revision: r.etcdRevision, keys: r.etcdKeys, version: r.etcdVersion },
+    recipients: r.recipients,
+    facts: r.facts ?? null,
+    hold: r.hold,
+    holdReason: r.holdReason,
+    lockedUntil: iso(r.lockedUntil),
+  };
+}
+
+export async function getBackupRow(ctx: ServiceContext, id: string): Promise<BackupRow> {
+  const r = (await ctx.catalog.db.select().from(backups).where(eq(backups.id, id)).limit(1))[0];
+  if (!r) throw notFound("backup", id);
+  return r;
+}
+
+export async function getBackup(ctx: ServiceContext, id: string): Promise<Backup> {
+  return backupView(await getBackupRow(ctx, id));
+}
+
+export async function listBackups(
+  ctx: ServiceContext,
+  q: { cluster?: string; policy?: string; manual?: boolean; state?: BackupRow["state"]; limit: number; cursor?: string },
+): Promise<Page<Backup>> {
+  const conds: SQL[] = [];
+  if (q.cluster) conds.push(eq(backups.cluster, q.cluster));
+  if (q.policy) conds.push(eq(backups.policy, q.policy));
+  if (q.manual) conds.push(isNull(backups.policy));
+  if (q.state) conds.push(eq(backups.state, q.state));
+  const after = decodeCursor(q.cursor);
+  if (after) conds.push(lt(backups.id, after));
+  const rows = await ctx.catalog.db
+    .select()
+    .from(backups)
+    .where(conds.length ? and(...conds) : undefined)
+    .orderBy(desc(backups.id))
+    .limit(q.limit + 1);
+  const items = rows.slice(0, q.limit).map(backupView);
+  return { items, nextCursor: rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null };
+}
+
+export async function setHold(ctx: RequestContext, id: string, reason: string | null): Promise<Backup> {
+  const r = await getBackupRow(ctx, id);
+  if (r.state !== "available") throw conflict(`backup ${id} is ${r.state}; only available backups can be held`);
+  const now = ctx.clock.now().getTime();
+  const hold = reason !== null;
+  await ctx.catalog.atomically([
+    ctx.catalog.db.update(backups).set({ hold, holdReason: reason, updatedAt: now }).where(eq(backups.id, id)),
+    auditStatement(ctx, { action: hold ? "backup.hold" : "backup.release", subject: `backup/${id}`, detail: hold ? { reason } : {} }),
+  ]);
+  return backupView({ ...r, hold, holdReason: reason, updatedAt: now });
+}
+
+/** Manual delete: refused for held or object-locked backups; the sweep removes the objects. */
+export async function deleteBackup(ctx: RequestContext, id: string): Promise<Backup> {
+  const r = await getBackupRow(ctx, id);
+  const now = ctx.clock.now().getTime();
+  if (r.hold) throw conflict(`backup ${id} is on hold (${r.holdReason ?? "no reason given"}); release the hold first`);
+  if (r.lockedUntil !== null && r.lockedUntil > now) {
+    throw conflict(`backup ${id} is object-locked until ${iso(r.lockedUntil)}`);
+  }
+  if (r.state === "deleted" || r.state === "deleting") return backupView(r);
+  if (r.state === "uploading") throw conflict(`backup ${id} is still uploading; cancel its run instead`);
+  await ctx.catalog.atomically([
+    ctx.catalog.db.update(backups).set({ state: "deleting", updatedAt: now }).where(eq(backups.id, id)),
+    auditStatement(ctx, { action: "backup.delete", subject: `backup/${id}` }),
+  ]);
+  const { sweepDeletions } = await import("./deletion.js");
+  await sweepDeletions(ctx, { ids: [id] });
+  return getBackup(ctx, id);
+}
+
+export function requireAvailable(r: BackupRow): void {
+  if (r.state === "deleted" || r.state === "deleting") throw new VaultError("gone", `backup ${r.id} was deleted`);
+  if (r.state !== "available") throw conflict(`backup ${r.id} is ${r.state}, not available`);
+}

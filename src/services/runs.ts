@@ -1,0 +1,300 @@
+// Runs: one job (capture or discovery) for a cluster. States queued → running → succeeded |
+// failed | cancelled; at most 3 attempts (retries after 1 m and 5 m); a lease (owner, expiry)
+// while running. Claiming is one UPDATE … WHERE id = (SELECT …) statement, atomic on SQLite and
+// D1 alike, so any number of runners can race for work without double-claiming.
+
+import { and, desc, eq, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { runs } from "../catalog/schema.js";
+import { VaultError, conflict, notFound } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import type { RequestContext, ServiceContext } from "./context.js";
+import { auditStatement } from "./audit.js";
+import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+
+export type RunRow = typeof runs.$inferSelect;
+export const RETRY_DELAYS_MS = [60_000, 300_000];
+export const MAX_ATTEMPTS = RETRY_DELAYS_MS.length + 1;
+
+export interface RunView {
+  id: string;
+  kind: "capture" | "discover";
+  cluster: string;
+  policy: string | null;
+  slot: string | null;
+  notBefore: string;
+  state: RunRow["state"];
+  attempt: number;
+  nextAttemptAt: string | null;
+  pod: string | null;
+  error: { code: string; message: string } | null;
+  bytes: number;
+  timings: { execFirstByteMs: number | null; streamMs: number | null; uploadMs: number | null; totalMs: number | null };
+  lease: { owner: string; expiresAt: string } | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  backupId: string | null;
+}
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+export function runView(r: RunRow): RunView {
+  const t = r.timings ?? {};
+  return {
+    id: r.id,
+    kind: r.kind,
+    cluster: r.cluster,
+    policy: r.policy,
+    slot: iso(r.slot),
+    notBefore: iso(r.notBefore)!,
+    state: r.state,
+    attempt: r.attempt,
+    nextAttemptAt: iso(r.nextAttemptAt),
+    pod: r.pod,
+    error: r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? "" } : null,
+    bytes: r.bytes,
+    timings: {
+      execFirstByteMs: t.execFirstByteMs ?? null,
+      streamMs: t.streamMs ?? null,
+      uploadMs: t.uploadMs ?? null,
+      totalMs: t.totalMs ?? null,
+    },
+    lease: r.leaseOwner && r.leaseExpiresAt ? { owner: r.leaseOwner, expiresAt: iso(r.leaseExpiresAt)! } : null,
+    createdAt: iso(r.createdAt)!,
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    backupId: r.backupId,
+  };
+}
+
+export async function getRunRow(ctx: ServiceContext, id: string): Promise<RunRow> {
+  const r = (await ctx.catalog.db.select().from(runs).where(eq(runs.id, id)).limit(1))[0];
+  if (!r) throw notFound("run", id);
+  return r;
+}
+
+export async function listRuns(
+  ctx: ServiceContext,
+  q: { cluster?: string; policy?: string; state?: RunRow["state"]; limit: number; cursor?: string },
+): Promise<Page<RunView>> {
+  const conds: SQL[] = [];
+  if (q.cluster) conds.push(eq(runs.cluster, q.cluster));
+  if (q.policy) conds.push(eq(runs.policy, q.policy));
+  if (q.state) conds.push(eq(runs.state, q.state));
+  const after = decodeCursor(q.cursor);
+  if (after) conds.push(lt(runs.id, after));
+  const rows = await ctx.catalog.db
+    .select()
+    .from(runs)
+    .where(conds.length ? and(...conds) : undefined)
+    .orderBy(desc(runs.id))
+    .limit(q.limit + 1);
+  const items = rows.slice(0, q.limit).map(runView);
+  return { items, nextCursor: rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null };
+}
+
+/** A queued or running capture for the cluster, if any (one capture per cluster at a time). */
+export async function activeCapture(ctx: ServiceContext, cluster: string): Promise<RunRow | null> {
+  const r = await ctx.catalog.db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.cluster, cluster), eq(runs.kind, "capture"), inArray(runs.state, ["queued", "running"])))
+    .limit(1);
+  return r[0] ?? null;
+}
+
+export async function enqueueRun(
+  ctx: ServiceContext & Partial<RequestContext>,
+  input: { kind: "capture" | "discover"; cluster: string; options?: RunRow["options"] },
+): Promise<RunRow> {
+  const now = ctx.clock.now().getTime();
+  const row: RunRow = {
+    id: newId(now),
+    kind: input.kind,
+    cluster: input.cluster,
+    policy: null,
+    slot: null,
+    notBefore: now,
+    state: "queued",
+    attempt: 1,
+    nextAttemptAt: null,
+    leaseOwner: null,
+    leaseExpiresAt: null,
+    cancelRequested: false,
+    pod: null,
+    errorCode: null,
+    errorMessage: null,
+    bytes: 0,
+    timings: null,
+    options: input.options ?? null,
+    result: null,
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+    backupId: null,
+  };
+  await ctx.catalog.atomically([
+    ctx.catalog.db.insert(runs).values(row),
+    auditStatement(ctx, { action: `run.${input.kind}`, subject: `cluster/${input.cluster}`, detail: { run: row.id } }),
+  ]);
+  ctx.notifyWork();
+  return row;
+}
+
+/**
+ * Claims the oldest due queued run for `owner`: not before its time, its cluster not already
+ * running a capture, the cluster's pool matching the runner's (null pool: clusters without one).
+ */
+export async function claimRun(
+  ctx: ServiceContext,
+  owner: string,
+  opts: { pool: string | null; kinds?: Array<"capture" | "discover">; anyPool?: boolean },
+): Promise<RunRow | null> {
+  const now = ctx.clock.now().getTime();
+  const kinds = opts.kinds ?? ["capture", "discover"];
+  const poolCond = opts.anyPool
+    ? sql`1`
+    : opts.pool === null
+      ? sql`(select c.pool from clusters c where c.name = r.cluster) is null`
+      : sql`(select c.pool from clusters c where c.name = r.cluster) = ${opts.pool}`;
+  const kindList = sql.join(kinds.map((k) => sql`${k}`), sql`, `);
+  const rows = (await ctx.catalog.db.all(sql`
+    update runs set state = 'running', lease_owner = ${owner}, lease_expires_at = ${now + ctx.settings.leaseMs},
+      started_at = coalesce(started_at, ${now}), next_attempt_at = null
+    where id = (
+      select r.id from runs r
+      where r.state = 'queued' and r.not_before <= ${now} and r.kind in (${kindList})
+        and ${poolCond}
+        and not exists (select 1 from runs x where x.cluster = r.cluster and x.state = 'running' and x.kind = 'capture' and r.kind = 'capture')
+      order by r.not_before, r.id limit 1
+    ) and state = 'queued'
+    returning id`)) as Array<{ id: string }>;
+  if (!rows.length) return null;
+  return getRunRow(ctx, rows[0]!.id);
+}
+
+/** Extends the lease; a lost lease or a cancellation is a 409 the runner must obey. */
+export async function heartbeat(ctx: ServiceContext, id: string, owner: string): Promise<RunRow> {
+  const now = ctx.clock.now().getTime();
+  const res = await ctx.catalog.db
+    .update(runs)
+    .set({ leaseExpiresAt: now + ctx.settings.leaseMs })
+    .where(and(eq(runs.id, id), eq(runs.leaseOwner, owner), eq(runs.state, "running"), eq(runs.cancelRequested, false)));
+  if (ctx.catalog.changes(res) === 0) {
+    const r = await getRunRow(ctx, id);
+    if (r.cancelRequested) throw new VaultError("conflict", `run ${id} was cancelled`);
+    throw conflict(`run ${id} is not leased to this runner any more (state ${r.state})`);
+  }
+  return getRunRow(ctx, id);
+}
+
+/** True while `owner` still holds the run (used before committing results). */
+export async function holdsLease(ctx: ServiceContext, id: string, owner: string): Promise<boolean> {
+  const r = await getRunRow(ctx, id);
+  return r.state === "running" && r.leaseOwner === owner && !r.cancelRequested;
+}
+
+export function succeedStatement(
+  ctx: ServiceContext,
+  id: string,
+  owner: string,
+  patch: { pod?: string | null; bytes?: number; timings?: RunRow["timings"]; backupId?: string | null; result?: unknown },
+) {
+  const now = ctx.clock.now().getTime();
+  return ctx.catalog.db
+    .update(runs)
+    .set({
+      state: "succeeded",
+      finishedAt: now,
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      errorCode: null,
+      errorMessage: null,
+      ...patch,
+    })
+    .where(and(eq(runs.id, id), eq(runs.leaseOwner, owner), eq(runs.state, "running")));
+}
+
+/**
+ * Records a failed attempt: retried after 1 m, then 5 m; the third failure (or a cancellation,
+ * or a non-retryable error) ends the run.
+ */
+export async function failAttempt(
+  ctx: ServiceContext,
+  id: string,
+  owner: string | null,
+  err: { code: string; message: string },
+  extra: { pod?: string | null; bytes?: number; timings?: RunRow["timings"]; retryable?: boolean } = {},
+): Promise<RunRow> {
+  const r = await getRunRow(ctx, id);
+  if (owner !== null && (r.leaseOwner !== owner || r.state !== "running")) {
+    throw conflict(`run ${id} is not leased to this runner any more (state ${r.state})`);
+  }
+  const now = ctx.clock.now().getTime();
+  const cancelled = r.cancelRequested || err.code === "cancelled";
+  const retry = !cancelled && extra.retryable !== false && r.attempt < MAX_ATTEMPTS;
+  const nextAt = retry ? now + RETRY_DELAYS_MS[r.attempt - 1]! : null;
+  await ctx.catalog.db
+    .update(runs)
+    .set({
+      state: cancelled ? "cancelled" : retry ? "queued" : "failed",
+      attempt: retry ? r.attempt + 1 : r.attempt,
+      nextAttemptAt: nextAt,
+      notBefore: nextAt ?? r.notBefore,
+      leaseOwner: null,
+      leaseExpiresAt: null,
+      errorCode: cancelled ? "cancelled" : err.code,
+      errorMessage: cancelled && err.code !== "cancelled" ? `cancelled (${err.message})` : err.message,
+      finishedAt: retry ? null : now,
+      pod: extra.pod ?? r.pod,
+      bytes: extra.bytes ?? r.bytes,
+      timings: extra.timings ?? r.timings,
+    })
+    .where(eq(runs.id, id));
+  if (retry) ctx.notifyWork();
+  return getRunRow(ctx, id);
+}
+
+export async function cancelRun(ctx: RequestContext, id: string): Promise<RunRow> {
+  const r = await getRunRow(ctx, id);
+  if (r.state !== "queued" && r.state !== "running") throw conflict(`run ${id} is already ${r.state}`);
+  const now = ctx.clock.now().getTime();
+  await ctx.catalog.atomically([
+    r.state === "queued"
+      ? ctx.catalog.db
+          .update(runs)
+          .set({ state: "cancelled", cancelRequested: true, finishedAt: now, errorCode: "cancelled", errorMessage: "cancelled by " + ctx.actor.name, nextAttemptAt: null })
+          .where(and(eq(runs.id, id), eq(runs.state, "queued")))
+      : // A running capture sees the flag at its next heartbeat (or at once in-process) and aborts.
+        ctx.catalog.db.update(runs).set({ cancelRequested: true }).where(eq(runs.id, id)),
+    auditStatement(ctx, { action: "run.cancel", subject: `run/${id}`, detail: { cluster: r.cluster } }),
+  ]);
+  ctx.notifyWork();
+  return getRunRow(ctx, id);
+}
+
+/** Runs whose lease expired (a runner died): counted as a failed attempt and re-queued. */
+export async function requeueExpired(ctx: ServiceContext): Promise<RunRow[]> {
+  const now = ctx.clock.now().getTime();
+  const expired = await ctx.catalog.db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.state, "running"), lt(runs.leaseExpiresAt, now)));
+  const out: RunRow[] = [];
+  for (const r of expired) {
+    // Retry at once rather than after the back-off: the runner vanished, the cluster did not fail.
+    const res = await ctx.catalog.db
+      .update(runs)
+      .set(
+        r.cancelRequested
+          ? { state: "cancelled", finishedAt: now, leaseOwner: null, leaseExpiresAt: null, errorCode: "cancelled", errorMessage: "cancelled; runner lost" }
+          : r.attempt < MAX_ATTEMPTS
+            ? { state: "queued", attempt: r.attempt + 1, notBefore: now, leaseOwner: null, leaseExpiresAt: null, errorCode: "timeout", errorMessage: `lease of runner '${r.leaseOwner}' expired` }
+            : { state: "failed", finishedAt: now, leaseOwner: null, leaseExpiresAt: null, errorCode: "timeout", errorMessage: `lease of runner '${r.leaseOwner}' expired on the last attempt` },
+      )
+      .where(and(eq(runs.id, r.id), eq(runs.state, "running"), lt(runs.leaseExpiresAt, now)));
+    if (ctx.catalog.changes(res)) out.push(await getRunRow(ctx, r.id));
+  }
+  if (out.length) ctx.notifyWork();
+  return out;
+}
