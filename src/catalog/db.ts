@@ -17,7 +17,7 @@ export interface PendingStatement {
 export interface Catalog {
   db: CatalogDb;
   /** Runs the statements all-or-nothing: transaction() on better-sqlite3, batch() on D1. */
-  atomically(statements: PendingStatement[]): Promise<void>;
+  atomically(statements: PendingStatement[]): Promise<unknown[]>;
   /** Sum of `changes` reported by a write (both drivers report it differently). */
   changes(result: unknown): number;
 }

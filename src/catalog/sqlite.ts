@@ -32,9 +32,9 @@ export function openSqliteCatalog(file: string, options: { migrate?: boolean } =
     async atomically(statements: PendingStatement[]) {
       // IMMEDIATE takes the write lock up front, so concurrent tickers serialize instead of
       // failing with SQLITE_BUSY on lock upgrade.
-      sqlite.transaction(() => {
-        for (const s of statements) s.run();
-      }).immediate();
+      return sqlite
+        .transaction(() => statements.map((s) => s.run()))
+        .immediate();
     },
     changes: rowsChanged,
     close() {

@@ -1,0 +1,164 @@
+// Fleet policies: a label selector, a schedule (cron or @every) in a time zone with a spread, an
+// RPO, retention rules, recipients and a target. One policy covers every matching cluster.
+
+import { asc, eq } from "drizzle-orm";
+import { clusters, policies, policyMembers } from "../catalog/schema.js";
+import { conflict, invalidInput, notFound } from "../core/errors.js";
+import { checkLabels, matchesLabels } from "../core/labels.js";
+import { formatDuration, parseDuration } from "../core/duration.js";
+import { compileSchedule, spreadOffsetMs } from "../core/schedule.js";
+import { parseRetention, type RetentionRules } from "../core/retention-planner.js";
+import { parseRecipients } from "../crypto/recipients.js";
+import type { RequestContext, ServiceContext } from "./context.js";
+import { auditStatement } from "./audit.js";
+import { getTargetRow } from "./targets.js";
+
+export type PolicyRow = typeof policies.$inferSelect;
+
+export interface PolicyInput {
+  name: string;
+  selector: { matchLabels: Record<string, string> };
+  schedule: string;
+  timezone?: string;
+  spread?: string;
+  rpo?: string;
+  retention: Record<string, number | string>;
+  recipients: string[];
+  target?: string;
+  paused?: boolean;
+}
+
+export interface PolicyView {
+  name: string;
+  selector: { matchLabels: Record<string, string> };
+  schedule: string;
+  timezone: string;
+  spread: string;
+  rpo: string;
+  retention: RetentionRules;
+  recipients: string[];
+  target: string;
+  paused: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function policyView(r: PolicyRow): PolicyView {
+  return {
+    name: r.name,
+    selector: r.selector,
+    schedule: r.schedule,
+    timezone: r.timezone,
+    spread: r.spread,
+    rpo: r.rpo,
+    retention: r.retention as unknown as RetentionRules,
+    recipients: r.recipients,
+    target: r.target,
+    paused: r.paused,
+    createdAt: new Date(r.createdAt).toISOString(),
+    updatedAt: new Date(r.updatedAt).toISOString(),
+  };
+}
+
+/** Validates a full policy definition and returns its normalised stored form. */
+async function normalise(ctx: ServiceContext, p: Omit<PolicyInput, "name">) {
+  checkLabels(p.selector.matchLabels, "selector.matchLabels");
+  const timezone = p.timezone ?? "UTC";
+  const spread = p.spread ?? "0s";
+  const schedule = compileSchedule({ schedule: p.schedule, timezone, spread });
+  const rpoMs = p.rpo ? parseDuration(p.rpo, "rpo") : Math.round(schedule.intervalMs * 1.5);
+  const retention = parseRetention(p.retention, "retention");
+  const recipients = parseRecipients(p.recipients, "recipients");
+  const target = p.target ?? "default";
+  try {
+    await getTargetRow(ctx, target);
+  } catch {
+    throw invalidInput("target", `unknown target '${target}'`);
+  }
+  return {
+    selector: { matchLabels: p.selector.matchLabels },
+    schedule: p.schedule.trim(),
+    timezone,
+    spread: spread === "0s" || spread === "0" ? "0s" : formatDuration(parseDuration(spread, "spread")),
+    rpo: formatDuration(rpoMs),
+    retention: retention as unknown as Record<string, number | string>,
+    recipients,
+    target,
+    paused: p.paused ?? false,
+  };
+}
+
+export async function getPolicyRow(ctx: ServiceContext, name: string): Promise<PolicyRow> {
+  const r = (await ctx.catalog.db.select().from(policies).where(eq(policies.name, name)).limit(1))[0];
+  if (!r) throw notFound("policy", name);
+  return r;
+}
+
+export async function createPolicy(ctx: RequestContext, input: PolicyInput): Promise<PolicyView> {
+  const n = await normalise(ctx, input);
+  const exists = await ctx.catalog.db.select({ n: policies.name }).from(policies).where(eq(policies.name, input.name));
+  if (exists.length) throw conflict(`policy '${input.name}' already exists`);
+  const now = ctx.clock.now().getTime();
+  const row: PolicyRow = { name: input.name, ...n, createdAt: now, updatedAt: now };
+  await ctx.catalog.atomically([
+    ctx.catalog.db.insert(policies).values(row),
+    auditStatement(ctx, { action: "policy.create", subject: `policy/${input.name}`, detail: { schedule: n.schedule, selector: n.selector } }),
+  ]);
+  return policyView(row);
+}
+
+export async function listPolicies(ctx: ServiceContext): Promise<PolicyView[]> {
+  return (await ctx.catalog.db.select().from(policies).orderBy(asc(policies.name))).map(policyView);
+}
+
+export async function patchPolicy(ctx: RequestContext, name: string, patch: Partial<Omit<PolicyInput, "name">>): Promise<PolicyView> {
+  const row = await getPolicyRow(ctx, name);
+  const merged: Omit<PolicyInput, "name"> = {
+    selector: patch.selector ?? row.selector,
+    schedule: patch.schedule ?? row.schedule,
+    timezone: patch.timezone ?? row.timezone,
+    spread: patch.spread ?? row.spread,
+    // A new schedule without an explicit rpo gets the default for the new interval.
+    rpo: patch.rpo ?? (patch.schedule ? undefined : row.rpo),
+    retention: patch.retention ? { ...row.retention, ...patch.retention } : row.retention,
+    recipients: patch.recipients ?? row.recipients,
+    target: patch.target ?? row.target,
+    paused: patch.paused ?? row.paused,
+  };
+  const n = await normalise(ctx, merged);
+  const now = ctx.clock.now().getTime();
+  await ctx.catalog.atomically([
+    ctx.catalog.db.update(policies).set({ ...n, updatedAt: now }).where(eq(policies.name, name)),
+    auditStatement(ctx, { action: "policy.update", subject: `policy/${name}`, detail: { fields: Object.keys(patch) } }),
+  ]);
+  return policyView({ ...row, ...n, updatedAt: now });
+}
+
+/** Deleting a policy keeps its backups: they are never deleted automatically afterwards. */
+export async function deletePolicy(ctx: RequestContext, name: string): Promise<void> {
+  await getPolicyRow(ctx, name);
+  await ctx.catalog.atomically([
+    ctx.catalog.db.delete(policyMembers).where(eq(policyMembers.policy, name)),
+    ctx.catalog.db.delete(policies).where(eq(policies.name, name)),
+    auditStatement(ctx, { action: "policy.delete", subject: `policy/${name}` }),
+  ]);
+}
+
+/** The policy with the clusters it matches, each with its next slot and notBefore. */
+export async function describePolicy(ctx: ServiceContext, name: string) {
+  const row = await getPolicyRow(ctx, name);
+  const schedule = compileSchedule({ schedule: row.schedule, timezone: row.timezone, spread: row.spread });
+  const spreadMs = row.spread === "0s" ? 0 : parseDuration(row.spread, "spread");
+  const now = ctx.clock.now().getTime();
+  const all = await ctx.catalog.db.select({ name: clusters.name, labels: clusters.labels }).from(clusters).orderBy(asc(clusters.name));
+  const matching = all
+    .filter((c) => matchesLabels(c.labels, row.selector.matchLabels))
+    .map((c) => {
+      const offset = spreadOffsetMs(c.name, row.name, spreadMs);
+      // The next run: the first slot whose notBefore is still ahead.
+      let slot = schedule.firstSlotAfter(now - offset);
+      if (slot + offset <= now) slot = schedule.firstSlotAfter(slot);
+      return { name: c.name, nextSlot: new Date(slot).toISOString(), notBefore: new Date(slot + offset).toISOString() };
+    });
+  return { ...policyView(row), clusters: matching };
+}

@@ -1,0 +1,177 @@
+// Tokens, roles, audit, the cluster registry and the error envelope, through the real app over a
+// real SQLite file. Discovery against the Kubernetes simulator lives in discovery.test.ts.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { join } from "node:path";
+import { startTestService, type TestService } from "./helpers/service.js";
+
+const KUBECONFIG = `apiVersion: v1
+kind: Config
+clusters:
+- name: c1
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority-data: ${Buffer.from("not-a-real-ca").toString("base64")}
+users:
+- name: u1
+  user:
+    token: super-secret-token-value-123
+contexts:
+- name: ctx1
+  context: {cluster: c1, user: u1}
+current-context: ctx1
+`;
+
+let s: TestService;
+beforeAll(async () => {
+  s = await startTestService();
+});
+afterAll(async () => {
+  await s.stop();
+});
+
+function expectError(r: { status: number; json: any }, status: number, code: string, mentions?: string) {
+  expect(r.status).toBe(status);
+  expect(r.json.error.code).toBe(code);
+  expect(typeof r.json.error.requestId).toBe("string");
+  if (mentions) expect(r.json.error.message).toContain(mentions);
+}
+
+describe("tokens and roles", () => {
+  it("401 without a token, with a bad one, and with an expired one", async () => {
+    expectError(await s.call("GET", "/v1/clusters", undefined, null), 401, "unauthorized");
+    expectError(await s.call("GET", "/v1/clusters", undefined, "evt_nope_nope"), 401, "unauthorized");
+    const t = await s.call("POST", "/v1/tokens", { name: "short", role: "viewer", expiresAt: new Date(Date.now() + 1500).toISOString() });
+    expect(t.status).toBe(201);
+    expect((await s.call("GET", "/v1/clusters", undefined, t.json.token)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1600));
+    expectError(await s.call("GET", "/v1/clusters", undefined, t.json.token), 401, "unauthorized", "expired");
+  });
+
+  it("creates a token shown once, stored hashed, listed without the secret, revocable", async () => {
+    const t = await s.call("POST", "/v1/tokens", { name: "ops", role: "operator" });
+    expect(t.status).toBe(201);
+    expect(t.json.token).toMatch(/^evt_/);
+    const list = await s.call("GET", "/v1/tokens");
+    const item = list.json.items.find((i: any) => i.id === t.json.id);
+    expect(item).toMatchObject({ name: "ops", role: "operator", pool: null });
+    expect(JSON.stringify(list.json)).not.toContain(t.json.token.split("_")[2]);
+    const db = new Database(join(s.dir, "data", "catalog.db"), { readonly: true });
+    const dump = JSON.stringify(db.prepare("select * from tokens").all());
+    db.close();
+    expect(dump).not.toContain(t.json.token.split("_")[2]);
+    expect((await s.call("DELETE", `/v1/tokens/${t.json.id}`)).status).toBe(204);
+    expectError(await s.call("GET", "/v1/clusters", undefined, t.json.token), 401, "unauthorized");
+    expectError(await s.call("DELETE", `/v1/tokens/${t.json.id}`), 404, "not_found");
+  });
+
+  it("403 for a role that may not act", async () => {
+    const viewer = (await s.call("POST", "/v1/tokens", { name: "v", role: "viewer" })).json.token;
+    const runner = (await s.call("POST", "/v1/tokens", { name: "r", role: "runner", pool: "a" })).json.token;
+    expectError(await s.call("POST", "/v1/tokens", { name: "x", role: "admin" }, viewer), 403, "forbidden");
+    expectError(await s.call("POST", "/v1/clusters", { name: "x", kubeconfig: KUBECONFIG }, viewer), 403, "forbidden");
+    expectError(await s.call("GET", "/v1/clusters", undefined, runner), 403, "forbidden");
+    expectError(await s.call("GET", "/v1/audit", undefined, viewer), 403, "forbidden");
+  });
+
+  it("rejects bad token input with the field named", async () => {
+    expectError(await s.call("POST", "/v1/tokens", { name: "x", role: "root" }), 400, "invalid_input", "role");
+    expectError(await s.call("POST", "/v1/tokens", { name: "x", role: "viewer", expiresAt: "2001-01-01T00:00:00Z" }), 400, "invalid_input", "expiresAt");
+  });
+});
+
+describe("cluster registry", () => {
+  it("registers a cluster with Deckhouse etcd defaults and never returns the kubeconfig", async () => {
+    const r = await s.call("POST", "/v1/clusters", { name: "prod-a", labels: { env: "prod", tier: "core" }, kubeconfig: KUBECONFIG });
+    expect(r.status).toBe(201);
+    expect(r.json.etcd).toEqual({
+      namespace: "kube-system",
+      selector: "component=etcd",
+      container: "etcd",
+      command: [
+        "/usr/bin/etcdctl", "--endpoints", "https://127.0.0.1:2379/", "--key", "/etc/kubernetes/pki/etcd/ca.key",
+        "--cert", "/etc/kubernetes/pki/etcd/ca.crt", "--cacert", "/etc/kubernetes/pki/etcd/ca.crt", "snapshot", "pipe",
+      ],
+    });
+    expect(r.json.facts).toBeNull();
+    expect(r.text).not.toContain("super-secret-token-value-123");
+    const got = await s.call("GET", "/v1/clusters/prod-a");
+    expect(got.text).not.toContain("super-secret-token-value-123");
+    expect(got.text).not.toContain("kubeconfig");
+    // Sealed at rest: the catalog file does not hold the token in clear.
+    const db = new Database(join(s.dir, "data", "catalog.db"), { readonly: true });
+    const dump = JSON.stringify(db.prepare("select * from clusters").all());
+    db.close();
+    expect(dump).not.toContain("super-secret-token-value-123");
+  });
+
+  it("filters by label selector and patches with JSON merge patch", async () => {
+    await s.call("POST", "/v1/clusters", { name: "stage-a", labels: { env: "stage" }, kubeconfig: KUBECONFIG });
+    await s.call("POST", "/v1/clusters", { name: "prod-b", labels: { env: "prod", tier: "edge" }, kubeconfig: KUBECONFIG });
+    const prod = await s.call("GET", "/v1/clusters?selector=env=prod");
+    expect(prod.json.items.map((c: any) => c.name).sort()).toEqual(["prod-a", "prod-b"]);
+    const core = await s.call("GET", "/v1/clusters?selector=env=prod,tier=core");
+    expect(core.json.items.map((c: any) => c.name)).toEqual(["prod-a"]);
+    const p = await s.call("PATCH", "/v1/clusters/prod-b", { labels: { tier: null, zone: "eu" } }, undefined, {
+      "content-type": "application/merge-patch+json",
+    });
+    expect(p.status).toBe(200);
+    expect(p.json.labels).toEqual({ env: "prod", zone: "eu" });
+    const paged = await s.call("GET", "/v1/clusters?limit=2");
+    expect(paged.json.items).toHaveLength(2);
+    expect(paged.json.nextCursor).toBeTruthy();
+    const rest = await s.call("GET", `/v1/clusters?limit=2&cursor=${paged.json.nextCursor}`);
+    expect(rest.json.items.length).toBeGreaterThan(0);
+    expect(rest.json.items[0].name > paged.json.items[1].name).toBe(true);
+  });
+
+  it("rotates the kubeconfig on PATCH and audits without secrets", async () => {
+    const kc2 = KUBECONFIG.replace("super-secret-token-value-123", "rotated-secret-456");
+    expect((await s.call("PATCH", "/v1/clusters/prod-a", { kubeconfig: kc2 })).status).toBe(200);
+    const audit = await s.call("GET", "/v1/audit?subject=cluster/prod-a");
+    expect(audit.json.items.map((e: any) => e.action)).toEqual(expect.arrayContaining(["cluster.create", "cluster.update"]));
+    expect(audit.text).not.toContain("rotated-secret-456");
+    expect(audit.text).not.toContain("super-secret-token-value-123");
+  });
+
+  it("answers each bad input with the envelope, a code and the field, and writes nothing", async () => {
+    const before = (await s.call("GET", "/v1/clusters?limit=500")).json.items.length;
+    expectError(await s.call("POST", "/v1/clusters", "{not json"), 400, "invalid_input", "malformed JSON");
+    expectError(await s.call("POST", "/v1/clusters", { name: "ok-name", kubeconfig: KUBECONFIG, colour: "red" }), 400, "invalid_input", "colour");
+    expectError(await s.call("POST", "/v1/clusters", { name: "Not_A_Label", kubeconfig: KUBECONFIG }), 400, "invalid_input", "name");
+    expectError(await s.call("POST", "/v1/clusters", { name: "bad-yaml", kubeconfig: "a: [unclosed" }), 400, "invalid_input", "kubeconfig");
+    expectError(
+      await s.call("POST", "/v1/clusters", { name: "no-ctx", kubeconfig: KUBECONFIG.replace("current-context: ctx1", "") }),
+      400,
+      "invalid_input",
+      "kubeconfig",
+    );
+    expectError(await s.call("POST", "/v1/clusters", { name: "bad-rcpt", kubeconfig: KUBECONFIG, recipients: ["age1nope"] }), 400, "invalid_input", "recipients");
+    expectError(await s.call("POST", "/v1/clusters", { name: "prod-a", kubeconfig: KUBECONFIG }), 409, "conflict", "prod-a");
+    const big = { name: "huge", kubeconfig: KUBECONFIG, labels: { pad: "x" }, etcd: { command: ["x".repeat(1024 * 1024 + 10)] } };
+    expectError(await s.call("POST", "/v1/clusters", big), 413, "payload_too_large");
+    expectError(await s.call("GET", "/v1/clusters/nope"), 404, "not_found", "nope");
+    expectError(await s.call("POST", "/v1/clusters/nope/discover"), 404, "not_found", "nope");
+    const after = (await s.call("GET", "/v1/clusters?limit=500")).json.items.length;
+    expect(after).toBe(before);
+  });
+
+  it("serves health, readiness and the OpenAPI document", async () => {
+    expect((await s.call("GET", "/healthz", undefined, null)).json.ok).toBe(true);
+    expect((await s.call("GET", "/readyz", undefined, null)).status).toBe(200);
+    const doc = await s.call("GET", "/openapi.json", undefined, null);
+    expect(doc.json.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.json.paths)).toEqual(expect.arrayContaining(["/v1/clusters", "/v1/clusters/{name}/discover", "/v1/tokens"]));
+  });
+
+  it("refuses to delete a cluster with available backups unless purged", async () => {
+    const db = new Database(join(s.dir, "data", "catalog.db"));
+    db.prepare(
+      "insert into backups (id, cluster, run_id, state, created_at, target, object_key, recipients, hold, updated_at) values ('01TESTBACKUP', 'stage-a', 'r', 'available', 0, 'default', 'k', '[]', 0, 0)",
+    ).run();
+    db.close();
+    expectError(await s.call("DELETE", "/v1/clusters/stage-a"), 409, "conflict", "purgeBackups");
+    expect((await s.call("DELETE", "/v1/clusters/stage-a?purgeBackups=true")).status).toBe(204);
+    expectError(await s.call("GET", "/v1/clusters/stage-a"), 404, "not_found");
+  });
+});
