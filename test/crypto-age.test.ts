@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Encrypter } from "age-encryption";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { VaultError } from "../src/core/errors.js";
 import {
   CHUNK_SIZE,
@@ -20,6 +20,7 @@ import {
   generateIdentity,
   type PayloadEngine,
 } from "../src/crypto/age-stream.js";
+import { loadNodeChunkSealer } from "../src/crypto/payload-node.js";
 import { isPostQuantum, parseRecipients, recipientFingerprint } from "../src/crypto/recipients.js";
 
 const SEALED_CHUNK = CHUNK_SIZE + 16;
@@ -204,6 +205,56 @@ describe("ageEncrypt output decrypts with the age CLI and age-encryption", () =>
     await iterator.next(); // first sealed chunk: needs chunk 2 to know chunk 1 is not the last
     expect(pulled).toBe(2);
     await iterator.return?.();
+  });
+});
+
+// ---- runtime selection ----------------------------------------------------------------------
+
+describe("payload engine selection (Workers have no native ChaCha20-Poly1305)", () => {
+  // payload-node.ts finds node:crypto through process.getBuiltinModule; replacing that function is
+  // how these tests present a runtime without it, or with a shim that lacks the cipher.
+  function withBuiltin(fake: (id: string) => unknown): () => void {
+    const original = process.getBuiltinModule;
+    (process as { getBuiltinModule: unknown }).getBuiltinModule = fake;
+    return () => {
+      (process as { getBuiltinModule: unknown }).getBuiltinModule = original;
+    };
+  }
+
+  it("falls back to age-encryption when node:crypto is absent, and the output still decrypts", async () => {
+    const restore = withBuiltin(() => undefined);
+    try {
+      vi.resetModules(); // age-stream caches its choice per module instance
+      const fresh = await import("../src/crypto/age-stream.js");
+      expect(fresh.defaultPayloadEngine()).toBe("portable");
+      expect(() => fresh.ageEncrypt(fromParts([]), [classic.recipient], { engine: "native" })).toThrow(/not available/);
+      const plaintext = randomBytes(CHUNK_SIZE + 5);
+      const file = await collect(fresh.ageEncrypt(fromParts([plaintext]), [classic.recipient]));
+      restore();
+      await expectBothDecrypt(file, classic.identity, plaintext);
+    } finally {
+      restore();
+      vi.resetModules();
+    }
+  });
+
+  it("ignores a node:crypto shim whose chacha20-poly1305 does not work", () => {
+    const restore = withBuiltin((id) =>
+      id === "node:crypto"
+        ? {
+            createSecretKey: (k: Uint8Array) => k,
+            createCipheriv: () => {
+              throw new Error("Unknown cipher");
+            },
+          }
+        : undefined,
+    );
+    try {
+      expect(loadNodeChunkSealer()).toBeNull();
+    } finally {
+      restore();
+    }
+    expect(loadNodeChunkSealer()).not.toBeNull();
   });
 });
 

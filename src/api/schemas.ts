@@ -225,3 +225,52 @@ export const TargetCheck = z
     steps: z.array(z.object({ step: z.string(), ok: z.boolean(), ms: z.number(), error: z.string().optional() })),
   })
   .openapi("TargetCheck");
+
+const Retention = z
+  .strictObject({
+    last: z.number().int().optional(),
+    hourly: z.number().int().optional(),
+    daily: z.number().int().optional(),
+    weekly: z.number().int().optional(),
+    monthly: z.number().int().optional(),
+    yearly: z.number().int().optional(),
+    within: z.string().optional(),
+  })
+  .openapi("Retention");
+export const PolicyCreate = z
+  .strictObject({
+    name: Name,
+    selector: z.strictObject({ matchLabels: Labels }),
+    schedule: z.string().min(1).max(200),
+    timezone: z.string().min(1).max(64).optional(),
+    spread: z.string().optional(),
+    rpo: z.string().optional(),
+    retention: Retention,
+    recipients: z.array(z.string()).min(1, "at least one age recipient is required").max(32),
+    target: Name.optional(),
+    paused: z.boolean().optional(),
+  })
+  .openapi("PolicyCreate");
+export const PolicyPatch = PolicyCreate.omit({ name: true }).partial().extend({ retention: Retention.partial().optional() }).openapi("PolicyPatch");
+export const Policy = z
+  .object({
+    name: z.string(),
+    selector: z.object({ matchLabels: Labels }),
+    schedule: z.string(),
+    timezone: z.string(),
+    spread: z.string(),
+    rpo: z.string(),
+    retention: z.record(z.string(), z.union([z.number(), z.string()])),
+    recipients: z.array(z.string()),
+    target: z.string(),
+    paused: z.boolean(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("Policy");
+export const PolicyDetail = Policy.extend({
+  clusters: z.array(z.object({ name: z.string(), nextSlot: z.string(), notBefore: z.string() })),
+}).openapi("PolicyDetail");
+export const TickResult = z
+  .object({ created: z.number(), requeued: z.number(), deleted: z.number(), retrying: z.number() })
+  .openapi("TickResult");

@@ -1,4 +1,5 @@
-// Commands beyond serve/migrate (tick, runner, verify), kept here so cli.ts stays small.
+// Commands beyond serve/migrate, kept here so cli.ts stays small. Each module is loaded only
+// when its command runs.
 export interface Command {
   summary: string;
   usage: string;
@@ -6,4 +7,17 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-export const extraCommands: Record<string, Command> = {};
+const lazy = (summary: string, usage: string, load: () => Promise<Command>): Command => ({
+  summary,
+  usage,
+  run: async (args) => (await load()).run(args),
+});
+
+export const extraCommands: Record<string, Command> = {
+  tick: lazy(
+    "run one scheduler tick (via the API with --server, or on a SQLite file with --db)",
+    `etcd-vault tick --server URL            token from ETCD_VAULT_TOKEN (operator or admin)
+etcd-vault tick --db FILE [--now TIME]   tick a local catalog directly (TIME: RFC 3339, default now)`,
+    async () => (await import("./tick-command.js")).tickCommand,
+  ),
+};

@@ -2,16 +2,22 @@
 // in-process runner (and, with the scheduler issue, the tick timer).
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { hostname } from "node:os";
-import type { AppEnv } from "../api/env.js";
+import type { AppEnv, RemoteAddrFn } from "../api/env.js";
+import { linkRoutes } from "../api/routes-links.js";
 import type { ServiceContext } from "../services/context.js";
 import { recoverAfterCrash } from "../services/capture-jobs.js";
 import { Runner } from "../scheduler/runner.js";
 import { localBackend } from "../scheduler/local-backend.js";
 import type { Config } from "./config.js";
+import { policyRoutes } from "../api/routes-policies.js";
+import { tick } from "../scheduler/tick.js";
+import { retentionSweep } from "../services/retention.js";
 
-export function nodeExtensions(): Array<(app: OpenAPIHono<AppEnv>) => void> {
-  return [];
+export function nodeExtensions(remoteAddr: RemoteAddrFn): Array<(app: OpenAPIHono<AppEnv>) => void> {
+  return [policyRoutes(retentionSweep), linkRoutes(remoteAddr)];
 }
+
+export const TICK_INTERVAL_MS = 30_000;
 
 /** The lease owner of this process's in-process runner: stable across restarts of one host. */
 export const inProcessOwner = () => `inproc:${hostname()}`;
@@ -34,5 +40,24 @@ export async function startBackground(
   });
   setWake(() => runner.wake());
   runner.start();
-  return { stop: () => runner.stop() };
+  let ticking = false;
+  const timer = setInterval(async () => {
+    if (ticking) return;
+    ticking = true;
+    try {
+      const r = await tick(svc, { sweep: retentionSweep });
+      if (r.created || r.requeued || r.deleted) svc.log.info("tick", { ...r });
+    } catch (e) {
+      svc.log.error("tick failed", { error: (e as Error).message });
+    } finally {
+      ticking = false;
+    }
+  }, TICK_INTERVAL_MS);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await runner.stop();
+    },
+  };
 }

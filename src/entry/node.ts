@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../api/app.js";
+import type { RemoteAddrFn } from "../api/env.js";
 import { openSqliteCatalog, pendingMigrations, type SqliteCatalog } from "../catalog/sqlite.js";
 import { createSecretBox } from "../crypto/secret-box.js";
 import { KubeClusterAccess } from "../kube/cluster-access.js";
@@ -65,16 +66,17 @@ export async function buildNodeService(config: Config, opts: { quiet?: boolean }
     );
   }
 
+  const remoteAddr: RemoteAddrFn = (c) => {
+    try {
+      return getConnInfo(c).remote.address ?? null;
+    } catch {
+      return null;
+    }
+  };
   const app = createApp({
     svc,
     version: VERSION,
-    remoteAddr: (c) => {
-      try {
-        return getConnInfo(c).remote.address ?? null;
-      } catch {
-        return null;
-      }
-    },
+    remoteAddr,
     ready: async () => {
       try {
         const pending = pendingMigrations(catalog.sqlite);
@@ -83,7 +85,7 @@ export async function buildNodeService(config: Config, opts: { quiet?: boolean }
         return { ok: false, reason: `catalog unreachable: ${(e as Error).message}` };
       }
     },
-    extend: nodeExtensions(),
+    extend: nodeExtensions(remoteAddr),
   });
   // Access log with signed-link tokens masked.
   app.use("*", async (c, next) => {
