@@ -13,6 +13,10 @@ import { tokenRoutes } from "./routes-tokens.js";
 import { targetRoutes } from "./routes-targets.js";
 import { backupRoutes } from "./routes-backups.js";
 
+export function maskPath(path: string): string {
+  return path.replace(/\/dl\/[^/?#]+/g, "/dl/***");
+}
+
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
 export interface AppOptions {
@@ -38,8 +42,11 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
   app.use("*", async (c, next) => {
     c.set("svc", opts.svc);
     c.set("requestId", c.req.header("x-request-id")?.slice(0, 64) || crypto.randomUUID());
+    const t0 = Date.now();
     await next();
     c.header("x-request-id", c.get("requestId"));
+    // Access log: signed-link tokens are masked, query strings dropped.
+    opts.svc.log.info("http", { method: c.req.method, path: maskPath(c.req.path), status: c.res.status, ms: Date.now() - t0 });
   });
 
   // Runner part uploads carry up to 64 MiB; every other JSON body is limited to 1 MiB.

@@ -76,7 +76,7 @@ async function download(c: Context<AppEnv>, remoteAddr: RemoteAddrFn): Promise<R
   const ua = c.req.header("user-agent") ?? null;
   let resolved;
   try {
-    resolved = await resolveLink(svc, c.req.param("token"));
+    resolved = await resolveLink(svc, c.req.param("token") ?? "");
   } catch (e) {
     if (e instanceof VaultError) {
       await auditLinkRefusal(svc, e.code, addr, ua);

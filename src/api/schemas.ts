@@ -269,7 +269,7 @@ export const Policy = z
   })
   .openapi("Policy");
 export const PolicyDetail = Policy.extend({
-  clusters: z.array(z.object({ name: z.string(), nextSlot: z.string(), notBefore: z.string() })),
+  clusters: z.array(z.object({ name: z.string(), nextSlot: z.string().nullable(), notBefore: z.string().nullable() })),
 }).openapi("PolicyDetail");
 export const TickResult = z
   .object({ created: z.number(), requeued: z.number(), deleted: z.number(), retrying: z.number() })

@@ -5,10 +5,6 @@ import type { Logger } from "../core/ports.js";
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 export type LogLevel = keyof typeof LEVELS;
 
-export function maskPath(path: string): string {
-  return path.replace(/\/dl\/[^/?#]+/g, "/dl/***");
-}
-
 export function createLogger(
   level: LogLevel = "info",
   write: (line: string) => void = (l) => process.stdout.write(l + "\n"),

@@ -15,7 +15,7 @@ import type { ServiceContext } from "../services/context.js";
 import { ensureAdminToken } from "../services/tokens.js";
 import { createStoreResolver, ensureDefaultTarget } from "../services/targets.js";
 import type { Config } from "./config.js";
-import { createLogger, maskPath } from "./logger.js";
+import { createLogger } from "./logger.js";
 import { loadMasterKeys } from "./master-key.js";
 import { nodeExtensions, startBackground } from "./node-extensions.js";
 
@@ -87,13 +87,6 @@ export async function buildNodeService(config: Config, opts: { quiet?: boolean }
     },
     extend: nodeExtensions(remoteAddr),
   });
-  // Access log with signed-link tokens masked.
-  app.use("*", async (c, next) => {
-    const t0 = performance.now();
-    await next();
-    log.info("http", { method: c.req.method, path: maskPath(c.req.path), status: c.res.status, ms: Math.round(performance.now() - t0) });
-  });
-
   const background = await startBackground(svc, config, (fn) => (wake = fn));
   return {
     svc,

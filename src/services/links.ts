@@ -135,7 +135,7 @@ export async function resolveLink(ctx: ServiceContext, token: string): Promise<{
   } catch {
     throw invalid();
   }
-  const ok = await crypto.subtle.verify("HMAC", await linkKey(ctx), mac, enc.encode(payload));
+  const ok = await crypto.subtle.verify("HMAC", await linkKey(ctx), mac as Uint8Array<ArrayBuffer>, enc.encode(payload));
   if (!ok) throw invalid();
   const [v, id, backupId, kind, exp] = payload.split("|");
   if (v !== "v1" || !id || !backupId || !kind || !exp) throw invalid();

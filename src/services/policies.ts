@@ -6,7 +6,7 @@ import { clusters, policies, policyMembers } from "../catalog/schema.js";
 import { conflict, invalidInput, notFound } from "../core/errors.js";
 import { checkLabels, matchesLabels } from "../core/labels.js";
 import { formatDuration, parseDuration } from "../core/duration.js";
-import { compileSchedule, spreadOffsetMs } from "../core/schedule.js";
+import { Schedule } from "../core/schedule.js";
 import { parseRetention, type RetentionRules } from "../core/retention-planner.js";
 import { parseRecipients } from "../crypto/recipients.js";
 import type { RequestContext, ServiceContext } from "./context.js";
@@ -65,8 +65,8 @@ async function normalise(ctx: ServiceContext, p: Omit<PolicyInput, "name">) {
   checkLabels(p.selector.matchLabels, "selector.matchLabels");
   const timezone = p.timezone ?? "UTC";
   const spread = p.spread ?? "0s";
-  const schedule = compileSchedule({ schedule: p.schedule, timezone, spread });
-  const rpoMs = p.rpo ? parseDuration(p.rpo, "rpo") : Math.round(schedule.intervalMs * 1.5);
+  const schedule = new Schedule({ schedule: p.schedule, timezone, spread }, { now: ctx.clock.now() });
+  const rpoMs = p.rpo ? parseDuration(p.rpo, "rpo") : schedule.defaultRpoMs;
   const retention = parseRetention(p.retention, "retention");
   const recipients = parseRecipients(p.recipients, "recipients");
   const target = p.target ?? "default";
@@ -79,7 +79,7 @@ async function normalise(ctx: ServiceContext, p: Omit<PolicyInput, "name">) {
     selector: { matchLabels: p.selector.matchLabels },
     schedule: p.schedule.trim(),
     timezone,
-    spread: spread === "0s" || spread === "0" ? "0s" : formatDuration(parseDuration(spread, "spread")),
+    spread: schedule.spreadMs === 0 ? "0s" : formatDuration(schedule.spreadMs),
     rpo: formatDuration(rpoMs),
     retention: retention as unknown as Record<string, number | string>,
     recipients,
@@ -147,18 +147,14 @@ export async function deletePolicy(ctx: RequestContext, name: string): Promise<v
 /** The policy with the clusters it matches, each with its next slot and notBefore. */
 export async function describePolicy(ctx: ServiceContext, name: string) {
   const row = await getPolicyRow(ctx, name);
-  const schedule = compileSchedule({ schedule: row.schedule, timezone: row.timezone, spread: row.spread });
-  const spreadMs = row.spread === "0s" ? 0 : parseDuration(row.spread, "spread");
   const now = ctx.clock.now().getTime();
+  const schedule = new Schedule({ schedule: row.schedule, timezone: row.timezone, spread: row.spread }, { now: new Date(now) });
   const all = await ctx.catalog.db.select({ name: clusters.name, labels: clusters.labels }).from(clusters).orderBy(asc(clusters.name));
   const matching = all
     .filter((c) => matchesLabels(c.labels, row.selector.matchLabels))
     .map((c) => {
-      const offset = spreadOffsetMs(c.name, row.name, spreadMs);
-      // The next run: the first slot whose notBefore is still ahead.
-      let slot = schedule.firstSlotAfter(now - offset);
-      if (slot + offset <= now) slot = schedule.firstSlotAfter(slot);
-      return { name: c.name, nextSlot: new Date(slot).toISOString(), notBefore: new Date(slot + offset).toISOString() };
+      const next = schedule.forPair(c.name, row.name).nextRun(now);
+      return { name: c.name, nextSlot: next?.slot.toISOString() ?? null, notBefore: next?.notBefore.toISOString() ?? null };
     });
   return { ...policyView(row), clusters: matching };
 }

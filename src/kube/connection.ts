@@ -1,0 +1,30 @@
+// Builds a client-node KubeConfig for one cluster connection, after the runtime-neutral check in
+// core (which gives the clean `invalid_input` messages). Also collects the credential strings, so
+// error messages can be scrubbed of them whatever a library put into its own message.
+
+import { KubeConfig } from "@kubernetes/client-node";
+import { invalidInput } from "../core/errors.js";
+import { parseKubeconfig } from "../core/kubeconfig.js";
+import type { ClusterConnection } from "../core/ports.js";
+
+export interface LoadedCluster {
+  kc: KubeConfig;
+  /** `hostname:port` of the API server, for messages. */
+  host: string;
+  /** Secret strings from the kubeconfig that must never appear in a message. */
+  secrets: string[];
+}
+
+export function loadCluster(conn: ClusterConnection): LoadedCluster {
+  const summary = parseKubeconfig(conn.kubeconfig, conn.context ?? undefined);
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromString(conn.kubeconfig);
+    kc.setCurrentContext(summary.contextName);
+  } catch {
+    throw invalidInput("kubeconfig", "could not be loaded by the Kubernetes client");
+  }
+  const user = kc.getCurrentUser();
+  const secrets = [user?.token, user?.password, user?.keyData, user?.certData].filter((s): s is string => !!s && s.length >= 4);
+  return { kc, host: summary.host, secrets };
+}
