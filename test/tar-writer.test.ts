@@ -105,8 +105,7 @@ describe("tar writer", () => {
     await expect(collect(tarStream(long))).rejects.toThrow(/more than its declared size/);
     expect(cancelled).toBe(true);
 
-    expect(() => tarStream([{ name: "u", mode: 0o644, mtime, size: 3, body: new Uint8Array(2) }])).not.toThrow();
-    await expect(collect(tarStream([{ name: "u", mode: 0o644, mtime, size: 3, body: new Uint8Array(2) }]))).rejects.toThrow(/2 bytes/);
+    expect(() => tarStream([{ name: "u", mode: 0o644, mtime, size: 3, body: new Uint8Array(2) }])).toThrow(/2 bytes/);
   });
 
   it("passes body chunks through without copying", async () => {

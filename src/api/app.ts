@@ -12,6 +12,7 @@ import { auditRoutes } from "./routes-system.js";
 import { tokenRoutes } from "./routes-tokens.js";
 import { targetRoutes } from "./routes-targets.js";
 import { backupRoutes } from "./routes-backups.js";
+import { runnerRoutes } from "./routes-runners.js";
 
 export function maskPath(path: string): string {
   return path.replace(/\/dl\/[^/?#]+/g, "/dl/***");
@@ -70,6 +71,7 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
   auditRoutes(app);
   targetRoutes(app);
   backupRoutes(app);
+  runnerRoutes(app);
   for (const add of opts.extend ?? []) add(app);
 
   app.doc31("/openapi.json", {

@@ -176,3 +176,16 @@ export const meta = sqliteTable("meta", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
 });
+
+/** A remote runner's multipart upload into the vault, part by part (runner routes). */
+export const uploads = sqliteTable("uploads", {
+  backupId: text("backup_id").primaryKey(),
+  runId: text("run_id").notNull(),
+  uploadId: text("upload_id").notNull(),
+  nextPart: integer("next_part").notNull(),
+  size: integer("size").notNull(),
+  /** Resumable SHA-256 state of the ciphertext received so far (core/sha256.ts). */
+  hashState: text("hash_state").notNull(),
+  parts: text("parts", { mode: "json" }).$type<Array<{ partNumber: number; etag: string; size: number; sha256: string }>>().notNull(),
+  createdAt: integer("created_at").notNull(),
+});

@@ -44,19 +44,15 @@ const userSchema = z.looseObject({
 
 const contextSchema = z.looseObject({ cluster: nonEmpty, user: nonEmpty, namespace: z.string().optional() });
 
-const named = <T extends z.ZodType>(key: string, inner: T) =>
-  z.array(z.looseObject({ name: nonEmpty, [key]: inner })).nullish();
-
 const kubeconfigSchema = z.looseObject({
-  clusters: named("cluster", clusterSchema),
-  users: named("user", userSchema),
-  contexts: named("context", contextSchema),
+  clusters: z.array(z.looseObject({ name: nonEmpty, cluster: clusterSchema })).nullish(),
+  users: z.array(z.looseObject({ name: nonEmpty, user: userSchema })).nullish(),
+  contexts: z.array(z.looseObject({ name: nonEmpty, context: contextSchema })).nullish(),
   "current-context": z.string().nullish(),
 });
 
 type Cluster = z.infer<typeof clusterSchema>;
 type User = z.infer<typeof userSchema>;
-type Context = z.infer<typeof contextSchema>;
 
 const fail = (reason: string) => invalidInput("kubeconfig", reason);
 
@@ -131,9 +127,9 @@ function checkUser(name: string, u: User): KubeAuthKind {
   throw fail(`${where}: has no credentials (token, client certificate and key, exec or auth-provider)`);
 }
 
-function find<T>(list: Array<{ name: string } & Record<string, unknown>> | null | undefined, key: string, name: string): T | undefined {
-  const hit = (list ?? []).find((e) => e.name === name);
-  return hit ? (hit[key] as T) : undefined;
+/** The first entry with that name (kubectl and client-node take the first, too). */
+function find<E extends { name: string }>(list: E[] | null | undefined, name: string): E | undefined {
+  return (list ?? []).find((e) => e.name === name);
 }
 
 /**
@@ -154,17 +150,17 @@ export function parseKubeconfig(text: string, context?: string): KubeconfigSumma
 
   let contextName: string;
   if (context !== undefined && context !== "") {
-    if (!find<Context>(kc.contexts, "context", context)) throw invalidInput("context", `context '${context}' is not defined in the kubeconfig`);
+    if (!find(kc.contexts, context)) throw invalidInput("context", `context '${context}' is not defined in the kubeconfig`);
     contextName = context;
   } else {
     if (!kc["current-context"]) throw fail("has no current-context (set one, or give `context`)");
     contextName = kc["current-context"];
   }
-  const ctx = find<Context>(kc.contexts, "context", contextName);
+  const ctx = find(kc.contexts, contextName)?.context;
   if (!ctx) throw fail(`current-context '${contextName}' is not defined in contexts`);
-  const cluster = find<Cluster>(kc.clusters, "cluster", ctx.cluster);
+  const cluster = find(kc.clusters, ctx.cluster)?.cluster;
   if (!cluster) throw fail(`context '${contextName}' names cluster '${ctx.cluster}', which is not defined`);
-  const user = find<User>(kc.users, "user", ctx.user);
+  const user = find(kc.users, ctx.user)?.user;
   if (!user) throw fail(`context '${contextName}' names user '${ctx.user}', which is not defined`);
 
   const { server, host } = checkCluster(ctx.cluster, cluster);

@@ -32,12 +32,25 @@ export interface GetResult {
  */
 export interface BlobStore {
   readonly kind: "file" | "s3" | "r2";
+  /**
+   * Part-by-part uploads driven from outside one process (remote runners upload through the
+   * control plane, whose requests may each land on a different Worker isolate).
+   */
+  readonly multipart?: MultipartOps;
   put(key: string, body: AsyncIterable<Uint8Array>, options?: PutOptions): Promise<BlobInfo>;
   /** Range is inclusive of `start`, `end` (like HTTP); omitted `end` means to the end. */
   get(key: string, range?: { start: number; end?: number }): Promise<GetResult>;
   head(key: string): Promise<BlobInfo | null>;
   delete(key: string): Promise<void>;
   list(prefix: string): AsyncIterable<BlobInfo>;
+}
+
+export interface MultipartOps {
+  create(key: string, options?: PutOptions): Promise<string>;
+  /** Parts are numbered from 1; all but the last are ≥ 5 MiB (the S3 rule). */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<{ etag: string }>;
+  complete(key: string, uploadId: string, parts: Array<{ partNumber: number; etag: string }>): Promise<BlobInfo>;
+  abort(key: string, uploadId: string): Promise<void>;
 }
 
 /** A cluster as the kube adapter needs it: decrypted kubeconfig plus etcd settings. */

@@ -91,7 +91,7 @@ function parseS3Url(text: string, field: string): S3TargetSpec {
   if (!BUCKET_RE.test(bucket) || bucket.includes("..")) {
     throw invalidInput(field, `'${bucket}' is not a valid bucket name (3–63 lowercase letters, digits, '.', '-')`);
   }
-  const prefix = parsePrefix(u.pathname, field);
+  const prefix = parsePrefix(rawPath(text), field);
   const params = singleParams(u.searchParams, S3_PARAMS, field);
 
   let endpoint: string | null = null;
@@ -131,7 +131,7 @@ function parseR2Url(text: string, field: string): R2TargetSpec {
     throw invalidInput(field, "an r2:// URL is r2://BINDING/prefix, nothing more");
   }
   if (!BINDING_RE.test(u.hostname)) throw invalidInput(field, "r2://BINDING/prefix needs a Worker binding name");
-  return { kind: "r2", binding: u.hostname, prefix: parsePrefix(u.pathname, field) };
+  return { kind: "r2", binding: u.hostname, prefix: parsePrefix(rawPath(text), field) };
 }
 
 function parseUrl(text: string, field: string): URL {
@@ -140,6 +140,15 @@ function parseUrl(text: string, field: string): URL {
   } catch {
     throw invalidInput(field, "is not a valid URL");
   }
+}
+
+/** The path as written: the URL parser would resolve `a/../b` to `b` without a word. */
+function rawPath(text: string): string {
+  const afterScheme = text.slice(text.indexOf("://") + 3);
+  const end = afterScheme.search(/[?#]/);
+  const hostAndPath = end < 0 ? afterScheme : afterScheme.slice(0, end);
+  const slash = hostAndPath.indexOf("/");
+  return slash < 0 ? "" : hostAndPath.slice(slash);
 }
 
 function parsePrefix(pathname: string, field: string): string {

@@ -73,8 +73,8 @@ class ByteSource {
   }
 }
 
-export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarReadEntry> {
-  const bytes = new ByteSource(source[Symbol.asyncIterator]());
+export async function* readTar(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<TarReadEntry> {
+  const bytes = new ByteSource(Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source));
   let pax: Map<string, string> | null = null;
   try {
     for (;;) {
@@ -120,6 +120,10 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
   } finally {
     await bytes.close();
   }
+}
+
+async function* fromSync(source: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* source;
 }
 
 /** Collects one entry's body into memory; for small files only (refuses more than `limit` bytes). */

@@ -61,6 +61,9 @@ export function tarStream(entries: readonly TarEntry[]): ReadableStream<Uint8Arr
   entries.forEach((entry) => {
     checkedSize(entry);
     splitName(normalizedName(entry));
+    if (entry.body instanceof Uint8Array && entryType(entry) === "file" && entry.body.length !== entry.size) {
+      throw invalidInput(entry.name, `body has ${entry.body.length} bytes but size says ${entry.size}`);
+    }
   });
   let index = 0;
   let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
@@ -78,50 +81,59 @@ export function tarStream(entries: readonly TarEntry[]): ReadableStream<Uint8Arr
     await Promise.all(pending);
   };
 
+  // One step of the archive; returns whether it enqueued (or closed). A pull must not resolve
+  // without enqueuing: with highWaterMark 0 the stream would not ask again and the reader hangs.
+  const step = async (controller: ReadableStreamDefaultController<Uint8Array>): Promise<boolean> => {
+    if (reader && current) {
+      const { done, value } = await reader.read();
+      if (done) {
+        reader = null;
+        if (remaining !== 0) {
+          throw invalidInput(current.name, `stream ended ${remaining} bytes short of its declared size ${current.size}`);
+        }
+        const pad = padLength(current.size);
+        current = null;
+        if (pad === 0) return false;
+        controller.enqueue(ZERO_BLOCK.subarray(0, pad));
+        return true;
+      }
+      if (value.length > remaining) {
+        throw invalidInput(current.name, `stream delivered more than its declared size ${current.size}`);
+      }
+      remaining -= value.length;
+      if (value.length === 0) return false;
+      controller.enqueue(value);
+      return true;
+    }
+    if (index >= entries.length) {
+      controller.enqueue(END_OF_ARCHIVE.slice());
+      controller.close();
+      return true;
+    }
+    const entry = entries[index++]!;
+    const body = entryType(entry) === "directory" ? undefined : entry.body;
+    if (body === undefined && entryType(entry) === "file" && entry.size !== 0) {
+      throw invalidInput(entry.name, `no body for ${entry.size} bytes`);
+    }
+    controller.enqueue(encodeEntryHeaders(entry));
+    if (body instanceof ReadableStream) {
+      current = entry;
+      remaining = entry.size;
+      reader = body.getReader();
+    } else if (body !== undefined && body.length > 0) {
+      controller.enqueue(body);
+      const pad = padLength(body.length);
+      if (pad > 0) controller.enqueue(ZERO_BLOCK.subarray(0, pad));
+    }
+    return true;
+  };
+
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
-          if (reader && current) {
-            const { done, value } = await reader.read();
-            if (done) {
-              reader = null;
-              if (remaining !== 0) {
-                throw invalidInput(current.name, `stream ended ${remaining} bytes short of its declared size ${current.size}`);
-              }
-              const pad = padLength(current.size);
-              if (pad > 0) controller.enqueue(ZERO_BLOCK.subarray(0, pad));
-              current = null;
-              return;
-            }
-            if (value.length > remaining) {
-              throw invalidInput(current.name, `stream delivered more than its declared size ${current.size}`);
-            }
-            remaining -= value.length;
-            if (value.length > 0) controller.enqueue(value);
-            return;
-          }
-          if (index >= entries.length) {
-            controller.enqueue(END_OF_ARCHIVE.slice());
-            controller.close();
-            return;
-          }
-          const entry = entries[index++]!;
-          controller.enqueue(encodeEntryHeaders(entry));
-          const body = entryType(entry) === "directory" ? undefined : entry.body;
-          if (body instanceof ReadableStream) {
-            current = entry;
-            remaining = entry.size;
-            reader = body.getReader();
-          } else if (body !== undefined) {
-            if (body.length !== entry.size) {
-              throw invalidInput(entry.name, `body has ${body.length} bytes but size says ${entry.size}`);
-            }
-            if (body.length > 0) controller.enqueue(body);
-            const pad = padLength(body.length);
-            if (pad > 0) controller.enqueue(ZERO_BLOCK.subarray(0, pad));
-          } else if (entry.size !== 0) {
-            throw invalidInput(entry.name, `no body for ${entry.size} bytes`);
+          while (!(await step(controller))) {
+            // nothing produced yet (empty chunk, end of an unpadded body): take the next step
           }
         } catch (error) {
           await cancelRest(error);

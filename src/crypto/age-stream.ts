@@ -8,7 +8,10 @@
 //   each chunk  = ChaCha20-Poly1305(payload key, 11-byte big-endian counter ‖ last flag, ≤ 64 KiB)
 //   the last chunk has flag 0x01; it is empty only when the whole plaintext is; a plaintext that is
 //   an exact multiple of 64 KiB ends with a full last chunk.
-// Elsewhere (Workers: WebCrypto has no ChaCha20) age-encryption encrypts the whole file.
+// Where no native cipher is found (WebCrypto has no ChaCha20, so: Workers without nodejs_compat),
+// age-encryption encrypts the whole file. Checked under `wrangler dev` (workerd): without
+// nodejs_compat the portable engine is picked, with it workerd's node:crypto runs the native one;
+// both outputs decrypt with the age CLI.
 
 import {
   Decrypter,
@@ -63,7 +66,7 @@ export const defaultPayloadEngine = (): PayloadEngine => (nativeSealers() ? "nat
  */
 export function ageEncrypt(
   source: AsyncIterable<Uint8Array>,
-  recipients: string[],
+  recipients: readonly string[],
   options: AgeEncryptOptions = {},
 ): AsyncIterable<Uint8Array> {
   const list = parseRecipients(recipients);
@@ -208,7 +211,7 @@ async function* encryptPortable(source: AsyncIterable<Uint8Array>, recipients: s
  * verify stored objects and in tests). Throws if no identity matches, the header MAC is wrong, or
  * any chunk fails authentication, including a truncated or extended file.
  */
-export function ageDecrypt(source: AsyncIterable<Uint8Array>, identities: string[]): AsyncIterable<Uint8Array> {
+export function ageDecrypt(source: AsyncIterable<Uint8Array>, identities: readonly string[]): AsyncIterable<Uint8Array> {
   if (identities.length === 0) throw invalidInput("identities", "at least one age identity is required");
   const decrypter = new Decrypter();
   identities.forEach((identity, i) => {

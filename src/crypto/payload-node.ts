@@ -5,8 +5,8 @@
 // the Worker bundle and break workerd at load time (or at build time without nodejs_compat), and
 // even a literal `import("node:crypto")` is resolved by the bundler. `process.getBuiltinModule`
 // (Node ≥ 20.16; our floor is 20.19) is invisible to bundlers and simply absent where there is no
-// Node, so the module is looked up at runtime and the caller falls back when it is missing, or when
-// a runtime's node:crypto shim lacks chacha20-poly1305 (workerd's does).
+// Node, so the module is looked up at runtime and the caller falls back when it is missing (workerd
+// without nodejs_compat) or when a runtime's node:crypto shim cannot run chacha20-poly1305.
 
 import type { ChunkSealer, ChunkSealerFactory } from "./age-stream.js";
 

@@ -20,4 +20,9 @@ export const extraCommands: Record<string, Command> = {
 etcd-vault tick --db FILE [--now TIME]   tick a local catalog directly (TIME: RFC 3339, default now)`,
     async () => (await import("./tick-command.js")).tickCommand,
   ),
+  runner: lazy(
+    "execute captures and discoveries for a control plane (remote runner)",
+    "etcd-vault runner --server URL [--pool NAME] [--concurrency N] [--name NAME]   (token: ETCD_VAULT_RUNNER_TOKEN)",
+    async () => (await import("./runner-command.js")).runnerCommand,
+  ),
 };

@@ -19,6 +19,15 @@ export function cancelled(host: string): VaultError {
 
 /** Runs one API call; rejects with `upstream_failed` (or `cancelled` when the caller aborted). */
 export async function call<T>(scope: CallScope, fn: (options: ConfigurationOptions) => Promise<T>): Promise<T> {
+  return (await run(scope, fn, [])) as T;
+}
+
+/** Like `call`, but an answer with one of `statuses` (e.g. 403, 404: "not visible to us") gives null. */
+export async function callOrNull<T>(scope: CallScope, statuses: readonly number[], fn: (options: ConfigurationOptions) => Promise<T>): Promise<T | null> {
+  return run(scope, fn, statuses);
+}
+
+async function run<T>(scope: CallScope, fn: (options: ConfigurationOptions) => Promise<T>, tolerated: readonly number[]): Promise<T | null> {
   const { host, secrets } = scope.cluster;
   if (scope.signal?.aborted) throw cancelled(host);
   const deadline = AbortSignal.timeout(scope.timeoutMs);
@@ -39,6 +48,8 @@ export async function call<T>(scope: CallScope, fn: (options: ConfigurationOptio
     return await fn(options);
   } catch (e) {
     if (scope.signal?.aborted) throw cancelled(host);
+    const status = apiStatus(e);
+    if (status !== undefined && tolerated.includes(status)) return null;
     if (deadline.aborted) throw new VaultError("upstream_failed", `Kubernetes API ${host}: timeout: no answer within ${Math.round(scope.timeoutMs / 1000)}s`);
     throw upstreamFailure(host, e, secrets);
   }

@@ -11,6 +11,7 @@ import { matchesLabels } from "../core/labels.js";
 import { Schedule } from "../core/schedule.js";
 import type { ServiceContext } from "../services/context.js";
 import { requeueExpired } from "../services/runs.js";
+import { abandonOrphans } from "../services/capture-jobs.js";
 
 export interface TickResult {
   created: number;
@@ -31,6 +32,8 @@ const INSERT_CHUNK = 9;
 export async function tick(ctx: ServiceContext, opts: TickOptions = {}): Promise<TickResult> {
   const now = ctx.clock.now().getTime();
   const requeued = (await requeueExpired(ctx)).length;
+  // The dead attempts' half-written objects and multipart parts go now, not at the next start.
+  await abandonOrphans(ctx);
   const created = await createDueRuns(ctx, now);
   const deleted = opts.sweep ? await opts.sweep(ctx) : 0;
   const retrying = (

@@ -4,7 +4,7 @@
 // runner of the Node edition and by the runner routes of both editions.
 
 import { and, eq, sql } from "drizzle-orm";
-import { backups, clusters, policies, runs } from "../catalog/schema.js";
+import { backups, clusters, policies, runs, uploads } from "../catalog/schema.js";
 import type { Backup } from "../core/backup-types.js";
 import type { ClusterFacts } from "../core/cluster-types.js";
 import { VaultError, conflict, invalidInput } from "../core/errors.js";
@@ -187,6 +187,12 @@ export async function abandonCapture(
     .where(and(eq(backups.id, plan.backupId), eq(backups.state, "uploading")));
   try {
     const store = await ctx.storeFor(plan.target);
+    // A remote runner's multipart upload: abort it so no parts are left behind.
+    const up = (await ctx.catalog.db.select().from(uploads).where(eq(uploads.backupId, plan.backupId)).limit(1))[0];
+    if (up) {
+      await store.multipart?.abort(plan.objectKey, up.uploadId);
+      await ctx.catalog.db.delete(uploads).where(eq(uploads.backupId, plan.backupId));
+    }
     await store.delete(plan.objectKey);
     await store.delete(sidecarKey(plan.objectKey));
   } catch (e) {
@@ -216,7 +222,7 @@ export async function recoverAfterCrash(ctx: ServiceContext, owner: string): Pro
     if (b && b.state === "uploading") {
       await abandonCapture(
         ctx,
-        { runId: r.id, cluster: r.cluster, backupId: b.id, objectKey: b.objectKey, target: b.target, recipients: b.recipients, lockUntil: b.lockedUntil, lockMode: null, createdAt: b.createdAt },
+        planFromBackup(b),
         owner,
         { code: "internal", message: "the service restarted during the capture" },
       );
@@ -225,7 +231,12 @@ export async function recoverAfterCrash(ctx: ServiceContext, owner: string): Pro
       await failAttempt(ctx, r.id, owner, { code: "internal", message: "the service restarted during the run" });
     }
   }
-  // Orphans: uploading backups whose run is no longer running (any owner).
+  return { runs: stale.length, backups: nb + (await abandonOrphans(ctx)) };
+}
+
+/** Uploading backups whose run is no longer running (its runner died, the lease expired). */
+export async function abandonOrphans(ctx: ServiceContext): Promise<number> {
+  let nb = 0;
   const orphans = await ctx.catalog.db.all<{ id: string }>(
     sql`select b.id from backups b join runs r on r.id = b.run_id where b.state = 'uploading' and r.state != 'running'`,
   );
@@ -233,12 +244,27 @@ export async function recoverAfterCrash(ctx: ServiceContext, owner: string): Pro
     const b = (await ctx.catalog.db.select().from(backups).where(eq(backups.id, o.id)).limit(1))[0]!;
     await abandonCapture(
       ctx,
-      { runId: b.runId, cluster: b.cluster, backupId: b.id, objectKey: b.objectKey, target: b.target, recipients: b.recipients, lockUntil: b.lockedUntil, lockMode: null, createdAt: b.createdAt },
+      planFromBackup(b),
       null,
       { code: "internal", message: "capture abandoned" },
       { failRun: false },
     );
     nb++;
   }
-  return { runs: stale.length, backups: nb };
+  return nb;
+}
+
+/** Rebuilds a run's capture plan from its backup row (the runner routes keep no memory). */
+export function planFromBackup(b: typeof backups.$inferSelect, lockMode: CapturePlan["lockMode"] = null): CapturePlan {
+  return {
+    runId: b.runId,
+    cluster: b.cluster,
+    backupId: b.id,
+    objectKey: b.objectKey,
+    target: b.target,
+    recipients: b.recipients,
+    lockUntil: b.lockedUntil,
+    lockMode,
+    createdAt: b.createdAt,
+  };
 }

@@ -19,6 +19,7 @@ import {
   UploadPartCommand,
   type CompletedPart,
   type S3ClientConfig,
+  type StorageClass,
 } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
@@ -148,7 +149,7 @@ export class S3BlobStore implements BlobStore {
       Bucket: this.bucket,
       Key,
       ...(options.contentType ? { ContentType: options.contentType } : {}),
-      ...(this.options.storageClass ? { StorageClass: this.options.storageClass as never } : {}),
+      ...(this.options.storageClass ? { StorageClass: this.options.storageClass as StorageClass } : {}),
       ...lock,
     };
     let uploadId: string | undefined;
@@ -414,7 +415,7 @@ export class S3BlobStore implements BlobStore {
       );
       stored = res.ContentLength;
     } catch (e) {
-      throw storageFailed(e, where, "uploaded, but checking it failed: ");
+      throw storageFailed(e, where, `${where} was uploaded, but checking it failed: `);
     }
     if (stored === size) return;
     let cleanup = "deleted it";
@@ -458,6 +459,9 @@ export class S3BlobStore implements BlobStore {
       // The pipeline's own errors (snapshot_corrupt, exec_failed, …) keep their code.
       if (isVaultError(e.inner)) return e.inner;
       return new VaultError("storage_failed", `upload to ${where} failed: ${e.message}${abortProblem}`, { cause: e.inner });
+    }
+    if (!(e instanceof RequestFailed) && !isVaultError(e)) {
+      return new VaultError("storage_failed", `upload to ${where} failed: ${describeError(e)}${abortProblem}`, { cause: e });
     }
     if (isVaultError(e)) return e;
     return storageFailed(e, where, "", abortProblem);
@@ -601,8 +605,9 @@ function webStreamOf(body: Readable | undefined, where: string): ReadableStream<
 
 function storageFailed(e: unknown, where: string, lead = "", tail = ""): VaultError {
   if (isVaultError(e)) return e;
-  const detail = e instanceof RequestFailed ? e.message : describeError(e);
-  return new VaultError("storage_failed", `${where}: ${lead}${detail}${tail}`, { cause: e });
+  // A RequestFailed message already names the operation, bucket and key.
+  const detail = e instanceof RequestFailed ? e.message : `${where}: ${describeError(e)}`;
+  return new VaultError("storage_failed", `${lead}${detail}${tail}`, { cause: e instanceof RequestFailed ? e.inner : e });
 }
 
 const TRANSIENT_NAMES = new Set([

@@ -91,8 +91,8 @@ export interface NodeEtcd {
 }
 
 /** etcd on `dataDir` with member `name`, loopback ports; stop() leaves the data dir in place. */
-export async function runEtcd(dataDir: string, name: string, logFile: string): Promise<NodeEtcd> {
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
+export async function runEtcd(dataDir: string, name: string, logFile: string, port?: number): Promise<NodeEtcd> {
+  const [clientPort, peerPort] = [port ?? (await freePort()), await freePort()];
   const clientUrl = `http://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const fd = openSync(logFile, "a");

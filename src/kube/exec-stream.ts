@@ -1,0 +1,226 @@
+// Pod exec as a stream with backpressure, on client-node 1.4's `Exec`. What the library does not do
+// for us (checked against 1.4.0):
+// - Backpressure: frames are written into the Writable we pass as they arrive. We pass a sink that
+//   pushes into a Readable (the `stdout` we hand out) and, when that Readable is full, pauses the
+//   WebSocket (`ws.pause()` pauses the TCP socket and, unlike `_socket.pause()`, stops ws's own
+//   receiver-drain logic from resuming it); reading resumes it. A slow consumer therefore slows
+//   the remote command instead of queueing the snapshot in memory.
+// - Exit status: only through the status callback (channel 3); a Failure is not thrown. We turn
+//   it into `exec_failed` with the exit code and the tail of stderr.
+// - A connection that drops without a Status (1006) is reported by nothing: we listen for `close`
+//   on the socket and treat "closed without status" as a failure.
+// - A rejected handshake rejects with a ws ErrorEvent without the Status body: the socket
+//   factory listens for `unexpected-response` to keep the status code and the Status message.
+// - Idle timeout: the timer runs only while we wait on the server (not while paused by our
+//   consumer) and also bounds the handshake.
+// `client.close()` after a Status and the 255 close-stream frames are left to the library.
+
+import { Readable, Writable } from "node:stream";
+import type { IncomingMessage } from "node:http";
+import { Exec, type KubeConfig, type V1Status } from "@kubernetes/client-node";
+// Not re-exported from the package index in 1.4; needed to pass our own socket factory and streams.
+import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
+import WebSocket from "ws";
+import { VaultError } from "../core/errors.js";
+import type { SnapshotExec } from "../core/ports.js";
+import type { LoadedCluster } from "./connection.js";
+import { errorCode, scrub, statusMessage, upstreamFailure } from "./failures.js";
+
+export interface ExecRequest {
+  namespace: string;
+  pod: string;
+  container: string;
+  argv: readonly string[];
+  /** No byte from the server (while we are not paused) for this long fails with `timeout`. */
+  idleTimeoutMs: number;
+  signal?: AbortSignal;
+  /** stdout bytes buffered for the consumer before the socket is paused (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+const STDERR_TAIL = 2048;
+const noop = () => {};
+
+interface Rejection {
+  status?: number;
+  message?: string;
+}
+
+/**
+ * Starts the exec. Rejects when the exec cannot start (handshake refused, unreachable, timeout
+ * while connecting); otherwise resolves with the running exec, whose `done` and `stdout` report
+ * how it ended.
+ */
+export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promise<SnapshotExec> {
+  const { kc, host, secrets } = cluster;
+  const label = `pod ${req.pod}`;
+  if (req.signal?.aborted) throw new VaultError("cancelled", `${label}: cancelled`);
+
+  let ws: WebSocket | null = null;
+  let opened = false;
+  let settled = false;
+  let failure: VaultError | null = null;
+  let paused = false;
+  let stdoutBytes = 0;
+  let stderrTail = Buffer.alloc(0);
+  let socketError: string | undefined;
+  let idle: NodeJS.Timeout | undefined;
+  const rejection: Rejection = {};
+
+  let resolveDone!: () => void;
+  let rejectDone!: (e: VaultError) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  done.catch(noop); // callers may only read stdout; the failure reaches them there
+
+  const stderrText = () => scrub(new TextDecoder().decode(stderrTail).trim(), secrets);
+  const withStderr = (head: string) => {
+    const tail = stderrText();
+    return scrub(`${label}: ${head}${tail ? `: ${tail}` : ""}`, secrets);
+  };
+
+  const out = new Readable({
+    highWaterMark: req.highWaterMark ?? 1024 * 1024,
+    read() {
+      if (paused) {
+        paused = false;
+        ws?.resume();
+        arm();
+      }
+    },
+  });
+  out.on("error", noop); // the async iterator sees the error; no listener would crash the process
+  out.on("close", () => {
+    if (!settled) settle(new VaultError("cancelled", `${label}: stdout consumer stopped`));
+  });
+
+  function arm(): void {
+    clearTimeout(idle);
+    if (settled || paused) return;
+    idle = setTimeout(() => {
+      const secs = Math.round(req.idleTimeoutMs / 1000);
+      settle(new VaultError("timeout", opened ? withStderr(`no output for ${secs}s`) : `${label}: no answer from ${host} within ${secs}s`));
+    }, req.idleTimeoutMs);
+  }
+
+  function settle(err: VaultError | null): void {
+    if (settled) return;
+    settled = true;
+    clearTimeout(idle);
+    req.signal?.removeEventListener("abort", onAbort);
+    if (err) {
+      failure = err;
+      rejectDone(err);
+      out.destroy(err);
+      ws?.terminate();
+    } else {
+      resolveDone();
+      out.push(null);
+    }
+  }
+
+  function onAbort(): void {
+    settle(new VaultError("cancelled", `${label}: cancelled`));
+  }
+
+  const stdout = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (!settled) {
+        stdoutBytes += chunk.length;
+        if (!out.push(chunk)) {
+          paused = true;
+          ws?.pause();
+        }
+        arm();
+      }
+      cb();
+    },
+  });
+  const stderr = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const all = Buffer.concat([stderrTail, chunk]);
+      stderrTail = all.length > STDERR_TAIL ? Buffer.from(all.subarray(all.length - STDERR_TAIL)) : all;
+      arm();
+      cb();
+    },
+  });
+  // client-node ends these on Status and on close-stream frames; a stray write after that must not crash.
+  stdout.on("error", noop);
+  stderr.on("error", noop);
+
+  const onStatus = (status: V1Status) => {
+    if (status.status === "Success") return settle(null);
+    const exit = status.details?.causes?.find((c) => c.reason === "ExitCode")?.message;
+    const head = exit !== undefined ? `exit code ${exit}` : (status.message ?? status.reason ?? "exec failed");
+    settle(new VaultError("exec_failed", withStderr(head)));
+  };
+
+  const socketFactory = (uri: string, protocols: string[], opts: WebSocket.ClientOptions) => {
+    const sock = new WebSocket(uri, protocols, { ...opts, handshakeTimeout: req.idleTimeoutMs, perMessageDeflate: false });
+    ws = sock;
+    sock.on("open", () => {
+      opened = true;
+    });
+    sock.on("error", (e) => {
+      socketError = errorCode(e);
+    });
+    sock.on("close", (code: number) => {
+      if (!opened || settled) return;
+      const why = `connection closed without status after ${stdoutBytes} bytes (close code ${code}${socketError ? `, ${socketError}` : ""})`;
+      settle(new VaultError("exec_failed", withStderr(why)));
+    });
+    // With a listener here ws leaves the failed handshake to us: keep status + Status message, then abort.
+    sock.on("unexpected-response", (_req: unknown, res: IncomingMessage) => {
+      rejection.status = res.statusCode;
+      let body = "";
+      const finish = () => {
+        rejection.message = statusMessage(body);
+        sock.terminate();
+      };
+      const timer = setTimeout(finish, 2000);
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        if (body.length < 4096) body += d;
+      });
+      res.on("end", () => {
+        clearTimeout(timer);
+        finish();
+      });
+      res.on("error", () => {
+        clearTimeout(timer);
+        finish();
+      });
+    });
+    return sock;
+  };
+
+  const handler = new WebSocketHandler(kc as KubeConfig, socketFactory, { stdin: Readable.from([]), stdout, stderr });
+  req.signal?.addEventListener("abort", onAbort, { once: true });
+  arm();
+  try {
+    await new Exec(kc, handler).exec(req.namespace, req.pod, req.container, [...req.argv], stdout, stderr, null, false, onStatus);
+  } catch (e) {
+    if (failure) throw failure;
+    const err = handshakeFailure(host, label, e, rejection, secrets);
+    settle(err);
+    throw err;
+  }
+  if (failure && !opened) throw failure;
+
+  return {
+    pod: req.pod,
+    stdout: out,
+    done,
+    abort: (reason?: string) => settle(new VaultError("cancelled", `${label}: ${reason ?? "aborted"}`)),
+  };
+}
+
+function handshakeFailure(host: string, label: string, err: unknown, r: Rejection, secrets: readonly string[]): VaultError {
+  const detail = r.message ? `: ${r.message.slice(0, 300)}` : "";
+  if (r.status === 404) return new VaultError("exec_failed", scrub(`${label}: not found (404)${detail}`, secrets));
+  if (r.status === 400) return new VaultError("exec_failed", scrub(`${label}: exec rejected (400)${detail}`, secrets));
+  if (r.status !== undefined) return upstreamFailure(host, { code: r.status, body: { message: r.message } }, secrets);
+  return upstreamFailure(host, err, secrets);
+}
