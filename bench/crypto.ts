@@ -11,7 +11,7 @@
 
 import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
-import { availableParallelism, cpus } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { Encrypter } from "age-encryption";
 import { ageEncrypt, generateIdentity } from "../src/crypto/age-stream.js";
 
@@ -100,7 +100,9 @@ async function main(): Promise<void> {
 
   const cpu = cpus()[0]?.model ?? "unknown";
   console.log(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${process.platform}/${process.arch}`);
-  console.log(`plaintext ${SIZE / MiB} MiB from memory; output bytes counted and discarded\n`);
+  console.log(`plaintext ${SIZE / MiB} MiB from memory; output bytes counted and discarded`);
+  // Other work on a small machine skews every figure; the load average makes that visible.
+  console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
 
   // Warm-up, one untimed full pass each (the library: 16 MiB): JIT tiers, OpenSSL, page faults on
   // the input, the CLI binary in the page cache. Short warm-ups left the first timed run ~30% slow.
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
   console.log("");
   console.log(`ours / age CLI:          ${(oursAligned / cli).toFixed(2)}x (1 MiB pieces), ${(oursSmall / cli).toFixed(2)}x (16 KiB), ${(oursOdd / cli).toFixed(2)}x (100003 B)`);
   console.log(`ours / age-encryption:   ${(oursAligned / lib).toFixed(1)}x (1 MiB pieces), ${(oursSmall / lib).toFixed(1)}x (16 KiB)`);
+  console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (LIBRARY_SIZE !== SIZE) console.log(`note: age-encryption measured on ${LIBRARY_SIZE / MiB} MiB (--quick); the others on ${SIZE / MiB} MiB`);
 }
 

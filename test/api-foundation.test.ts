@@ -5,13 +5,16 @@ import Database from "better-sqlite3";
 import { join } from "node:path";
 import { startTestService, type TestService } from "./helpers/service.js";
 
+// Shape-valid PEM (the registry checks the framing; a TLS handshake would check the rest).
+const FAKE_PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUZXRjZC12YXVsdC10ZXN0LWNhMAoGCCqGSM49BAMCMBgx\n-----END CERTIFICATE-----\n";
+
 const KUBECONFIG = `apiVersion: v1
 kind: Config
 clusters:
 - name: c1
   cluster:
     server: https://127.0.0.1:6443
-    certificate-authority-data: ${Buffer.from("not-a-real-ca").toString("base64")}
+    certificate-authority-data: ${Buffer.from(FAKE_PEM).toString("base64")}
 users:
 - name: u1
   user:

@@ -13,6 +13,7 @@ import { tokenRoutes } from "./routes-tokens.js";
 import { targetRoutes } from "./routes-targets.js";
 import { backupRoutes } from "./routes-backups.js";
 import { runnerRoutes } from "./routes-runners.js";
+import { retentionRoutes } from "./routes-retention.js";
 
 export function maskPath(path: string): string {
   return path.replace(/\/dl\/[^/?#]+/g, "/dl/***");
@@ -72,6 +73,7 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
   targetRoutes(app);
   backupRoutes(app);
   runnerRoutes(app);
+  retentionRoutes(app);
   for (const add of opts.extend ?? []) add(app);
 
   app.doc31("/openapi.json", {

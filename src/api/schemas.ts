@@ -234,7 +234,7 @@ const Retention = z
     weekly: z.number().int().optional(),
     monthly: z.number().int().optional(),
     yearly: z.number().int().optional(),
-    within: z.string().optional(),
+    within: z.string().nullable().optional(),
   })
   .openapi("Retention");
 export const PolicyCreate = z
@@ -260,7 +260,15 @@ export const Policy = z
     timezone: z.string(),
     spread: z.string(),
     rpo: z.string(),
-    retention: z.record(z.string(), z.union([z.number(), z.string()])),
+    retention: z.object({
+      last: z.number(),
+      hourly: z.number(),
+      daily: z.number(),
+      weekly: z.number(),
+      monthly: z.number(),
+      yearly: z.number(),
+      within: z.string().nullable(),
+    }),
     recipients: z.array(z.string()),
     target: z.string(),
     paused: z.boolean(),

@@ -62,8 +62,10 @@ function parseText(text: string): unknown {
     return parseYaml(text, { prettyErrors: false, maxAliasCount: 50 });
   } catch (e) {
     if (e instanceof YAMLParseError) {
-      const at = e.linePos?.[0];
-      throw fail(`not valid YAML (${e.code}${at ? ` at line ${at.line}, column ${at.col}` : ""})`);
+      const before = text.slice(0, e.pos[0]);
+      const line = before.split("\n").length;
+      const col = before.length - before.lastIndexOf("\n");
+      throw fail(`not valid YAML (${e.code} at line ${line}, column ${col})`);
     }
     throw fail("not valid YAML");
   }

@@ -29,7 +29,7 @@ const YEAR = 365 * DAY;
 // ---------------------------------------------------------------------------------------------
 // SHA-256 (FIPS 180-4), synchronous: the tick hashes up to 30,000 "cluster/policy" strings.
 
-const K = new Uint32Array([
+const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
   0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
   0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -39,25 +39,34 @@ const K = new Uint32Array([
   0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
-const W = new Uint32Array(64);
-const utf8 = new TextEncoder();
+const W = new Int32Array(64);
+const STATE = new Int32Array(8);
 
 const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n));
 
-/** SHA-256 digest of `data` (32 bytes). */
-export function sha256(data: Uint8Array): Uint8Array {
-  const blocks = new Uint8Array(((data.length + 9 + 63) >>> 6) << 6);
-  blocks.set(data);
-  blocks[data.length] = 0x80;
-  const view = new DataView(blocks.buffer);
-  // Message length in bits, 64-bit big-endian: high word = floor(bytes / 2^29).
-  view.setUint32(blocks.length - 8, Math.floor(data.length / 0x20000000));
-  view.setUint32(blocks.length - 4, (data.length << 3) >>> 0);
+/** Writes the 0x80 terminator, zeros and the 64-bit big-endian bit length after `length` bytes. */
+function pad(buffer: Uint8Array, length: number): number {
+  const padded = ((length + 9 + 63) >>> 6) << 6;
+  buffer[length] = 0x80;
+  buffer.fill(0, length + 1, padded - 8);
+  const high = Math.floor(length / 0x20000000);
+  const low = (length << 3) >>> 0;
+  for (let i = 0; i < 4; i++) {
+    buffer[padded - 8 + i] = (high >>> (24 - 8 * i)) & 0xff;
+    buffer[padded - 4 + i] = (low >>> (24 - 8 * i)) & 0xff;
+  }
+  return padded;
+}
 
-  let h0 = 0x6a09e667, h1 = 0xbb67ae85, h2 = 0x3c6ef372, h3 = 0xa54ff53a;
-  let h4 = 0x510e527f, h5 = 0x9b05688c, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
-  for (let offset = 0; offset < blocks.length; offset += 64) {
-    for (let i = 0; i < 16; i++) W[i] = view.getUint32(offset + 4 * i);
+/** Compresses the padded message `buffer[0, padded)` into STATE. */
+function compress(buffer: Uint8Array, padded: number): void {
+  let h0 = 0x6a09e667, h1 = 0xbb67ae85 | 0, h2 = 0x3c6ef372, h3 = 0xa54ff53a | 0;
+  let h4 = 0x510e527f, h5 = 0x9b05688c | 0, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
+  for (let offset = 0; offset < padded; offset += 64) {
+    for (let i = 0; i < 16; i++) {
+      const j = offset + 4 * i;
+      W[i] = (buffer[j]! << 24) | (buffer[j + 1]! << 16) | (buffer[j + 2]! << 8) | buffer[j + 3]!;
+    }
     for (let i = 16; i < 64; i++) {
       const w15 = W[i - 15]!;
       const w2 = W[i - 2]!;
@@ -75,18 +84,65 @@ export function sha256(data: Uint8Array): Uint8Array {
     h0 = (h0 + a) | 0; h1 = (h1 + b) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0;
     h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + h) | 0;
   }
+  STATE[0] = h0; STATE[1] = h1; STATE[2] = h2; STATE[3] = h3;
+  STATE[4] = h4; STATE[5] = h5; STATE[6] = h6; STATE[7] = h7;
+}
+
+/** SHA-256 digest of `data` (32 bytes). */
+export function sha256(data: Uint8Array): Uint8Array {
+  const buffer = new Uint8Array(((data.length + 9 + 63) >>> 6) << 6);
+  buffer.set(data);
+  compress(buffer, pad(buffer, data.length));
   const out = new Uint8Array(32);
-  const outView = new DataView(out.buffer);
-  [h0, h1, h2, h3, h4, h5, h6, h7].forEach((word, i) => outView.setUint32(4 * i, word >>> 0));
+  for (let i = 0; i < 32; i++) out[i] = (STATE[i >>> 2]! >>> (24 - 8 * (i & 3))) & 0xff;
   return out;
+}
+
+// Reused across calls: the tick hashes 30,000 short strings, and allocating an encoder result and
+// a block buffer per string tripled the cost.
+let scratch = new Uint8Array(256);
+
+/** UTF-8 of `text` into `scratch` (lone surrogates become U+FFFD, as TextEncoder does); returns the length. */
+function encodeUtf8(text: string): number {
+  const needed = text.length * 3 + 72;
+  if (scratch.length < needed) scratch = new Uint8Array(needed * 2);
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    let code = text.charCodeAt(i);
+    if (code < 0x80) {
+      scratch[n++] = code;
+      continue;
+    }
+    if (code >= 0xd800 && code <= 0xdfff) {
+      const low = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+      if (code <= 0xdbff && low >= 0xdc00 && low <= 0xdfff) {
+        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      } else {
+        code = 0xfffd;
+      }
+    }
+    if (code < 0x800) {
+      scratch[n++] = 0xc0 | (code >> 6);
+    } else if (code < 0x10000) {
+      scratch[n++] = 0xe0 | (code >> 12);
+      scratch[n++] = 0x80 | ((code >> 6) & 0x3f);
+    } else {
+      scratch[n++] = 0xf0 | (code >> 18);
+      scratch[n++] = 0x80 | ((code >> 12) & 0x3f);
+      scratch[n++] = 0x80 | ((code >> 6) & 0x3f);
+    }
+    scratch[n++] = 0x80 | (code & 0x3f);
+  }
+  return n;
 }
 
 /** first 4 bytes (big-endian uint32) of SHA-256("cluster/policy") mod spread; 0 without spread. */
 export function spreadOffsetMs(cluster: string, policy: string, spreadMs: number): number {
   if (!(spreadMs > 0)) return 0;
-  const digest = sha256(utf8.encode(`${cluster}/${policy}`));
-  const head = ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0;
-  return head % Math.floor(spreadMs);
+  const length = encodeUtf8(`${cluster}/${policy}`);
+  compress(scratch, pad(scratch, length));
+  return (STATE[0]! >>> 0) % Math.floor(spreadMs);
 }
 
 // ---------------------------------------------------------------------------------------------

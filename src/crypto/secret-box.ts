@@ -36,11 +36,11 @@ export async function createSecretBox(masterKeys: Uint8Array[]): Promise<SecretB
   const ring = new Map<string, CryptoKey>();
   let currentId = "";
   for (const raw of masterKeys) {
-    const id = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", raw))).slice(0, 8);
-    ring.set(id, await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
+    const id = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", buf(raw)))).slice(0, 8);
+    ring.set(id, await crypto.subtle.importKey("raw", buf(raw), "AES-GCM", false, ["encrypt", "decrypt"]));
     if (!currentId) currentId = id;
   }
-  const hkdfBase = await crypto.subtle.importKey("raw", masterKeys[0]!, "HKDF", false, ["deriveKey"]);
+  const hkdfBase = await crypto.subtle.importKey("raw", buf(masterKeys[0]!), "HKDF", false, ["deriveKey"]);
   return {
     keyId: currentId,
     async seal(plaintext, aad = "") {
@@ -66,9 +66,9 @@ export async function createSecretBox(masterKeys: Uint8Array[]): Promise<SecretB
       const bytes = base64Decode(body);
       try {
         const pt = await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv: bytes.subarray(0, 12), additionalData: enc.encode(aad) },
+          { name: "AES-GCM", iv: buf(bytes.subarray(0, 12)), additionalData: enc.encode(aad) },
           key,
-          bytes.subarray(12),
+          buf(bytes.subarray(12)),
         );
         return dec.decode(pt);
       } catch {
@@ -86,6 +86,9 @@ export async function createSecretBox(masterKeys: Uint8Array[]): Promise<SecretB
     },
   };
 }
+
+/** WebCrypto's types want ArrayBuffer-backed views; ours always are, this just says so. */
+export const buf = (b: Uint8Array): Uint8Array<ArrayBuffer> => b as Uint8Array<ArrayBuffer>;
 
 export function hex(bytes: Uint8Array): string {
   let s = "";

@@ -93,7 +93,7 @@ export function httpBackend(o: HttpBackendOptions): RunnerBackend {
           const n = part++;
           await withRetry(`upload of part ${n}`, async () => {
             await call("PUT", `/v1/runners/runs/${job.runId}/parts/${n}`, undefined, {
-              body: bytes,
+              body: bytes as Uint8Array<ArrayBuffer>,
               headers: { "content-type": "application/octet-stream" },
             });
           });

@@ -40,6 +40,7 @@ export interface RunnerOptions {
 
 export class Runner {
   private active = new Map<string, AbortController>();
+  private leaseLost = new Set<string>();
   private stopping = false;
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
@@ -119,6 +120,7 @@ export class Runner {
       this.o.backend.heartbeat(job).catch((e) => {
         if (e instanceof VaultError && e.code === "conflict") {
           log.warn("lease lost or run cancelled; aborting", { run: job.runId, reason: e.message });
+          this.leaseLost.add(job.runId);
           ctl.abort();
         } else {
           log.warn("heartbeat failed; will retry", { run: job.runId, error: (e as Error).message });
@@ -151,16 +153,20 @@ export class Runner {
       }
     } catch (e) {
       const err = e instanceof VaultError ? e : new VaultError("internal", (e as Error).message);
-      const code = ctl.signal.aborted && err.code !== "snapshot_corrupt" ? "cancelled" : err.code;
-      log.warn("run failed", { run: job.runId, cluster: job.cluster, code, error: err.message });
+      // Aborted by our own shutdown: release the run for another attempt rather than cancel it.
+      const shutdown = ctl.signal.aborted && this.stopping && !this.leaseLost.has(job.runId);
+      const code = shutdown ? "internal" : ctl.signal.aborted && err.code !== "snapshot_corrupt" ? "cancelled" : err.code;
+      const message = shutdown ? "the runner stopped before the run finished; released for a retry" : err.message;
+      log.warn("run failed", { run: job.runId, cluster: job.cluster, code, error: message });
       try {
-        await this.o.backend.fail(job, { code, message: err.message });
+        await this.o.backend.fail(job, { code, message });
       } catch (e2) {
         log.warn("reporting the failure failed (the lease will expire and the run be retried)", { run: job.runId, error: (e2 as Error).message });
       }
     } finally {
       clearInterval(hb);
       this.active.delete(job.runId);
+      this.leaseLost.delete(job.runId);
       this.wake();
     }
   }

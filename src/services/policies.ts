@@ -7,7 +7,7 @@ import { conflict, invalidInput, notFound } from "../core/errors.js";
 import { checkLabels, matchesLabels } from "../core/labels.js";
 import { formatDuration, parseDuration } from "../core/duration.js";
 import { Schedule } from "../core/schedule.js";
-import { parseRetention, type RetentionRules } from "../core/retention-planner.js";
+import { formatRetention, parseRetention, type RetentionSpec } from "../core/retention-planner.js";
 import { parseRecipients } from "../crypto/recipients.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
@@ -22,7 +22,7 @@ export interface PolicyInput {
   timezone?: string;
   spread?: string;
   rpo?: string;
-  retention: Record<string, number | string>;
+  retention: Record<string, number | string | null | undefined>;
   recipients: string[];
   target?: string;
   paused?: boolean;
@@ -35,7 +35,7 @@ export interface PolicyView {
   timezone: string;
   spread: string;
   rpo: string;
-  retention: RetentionRules;
+  retention: RetentionSpec;
   recipients: string[];
   target: string;
   paused: boolean;
@@ -51,7 +51,7 @@ export function policyView(r: PolicyRow): PolicyView {
     timezone: r.timezone,
     spread: r.spread,
     rpo: r.rpo,
-    retention: r.retention as unknown as RetentionRules,
+    retention: r.retention as unknown as RetentionSpec,
     recipients: r.recipients,
     target: r.target,
     paused: r.paused,
@@ -81,7 +81,7 @@ async function normalise(ctx: ServiceContext, p: Omit<PolicyInput, "name">) {
     timezone,
     spread: schedule.spreadMs === 0 ? "0s" : formatDuration(schedule.spreadMs),
     rpo: formatDuration(rpoMs),
-    retention: retention as unknown as Record<string, number | string>,
+    retention: formatRetention(retention) as unknown as Record<string, number | string>,
     recipients,
     target,
     paused: p.paused ?? false,

@@ -429,16 +429,17 @@ export class S3BlobStore implements BlobStore {
     throw new VaultError("storage_failed", `${where}: sent ${size} bytes but the stored object has ${stored ?? "unknown"}; ${cleanup}`);
   }
 
-  /** Best effort; returns "" or a note on why the abort failed (for the error message). */
+  /** Best effort; returns a note for the error message on what became of the upload. */
   private async abortUpload(Key: string, UploadId: string): Promise<string> {
+    const done = "; the multipart upload was aborted";
     try {
       await this.withRetry(`AbortMultipartUpload s3://${this.bucket}/${Key}`, undefined, (signal) =>
         this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }), { abortSignal: signal }),
       );
-      return "";
+      return done;
     } catch (e) {
       const inner = e instanceof RequestFailed ? e.inner : e;
-      if (errorName(inner) === "NoSuchUpload") return "";
+      if (errorName(inner) === "NoSuchUpload") return done;
       this.options.log?.warn("abort of multipart upload failed; parts may remain until a lifecycle rule removes them", {
         bucket: this.bucket,
         key: Key,

@@ -203,7 +203,12 @@ if [[ ! -f $ETCD_MANIFEST ]]; then
   warn "no etcd manifest at $ETCD_MANIFEST; you will have to start etcd yourself"
 fi
 [[ -d $ETCD_BACKUP_PARENT ]] || die "backup parent folder $ETCD_BACKUP_PARENT does not exist"
-if [[ -e $BACKUP_DIR ]]; then die "$BACKUP_DIR already exists; wait a second and retry"; fi
+# Never reuse a folder: two runs within one second get -1, -2, … (mkdir below fails on a race).
+suffix=0
+while [[ -e $BACKUP_DIR ]]; do
+  suffix=$((suffix + 1))
+  BACKUP_DIR="$ETCD_BACKUP_PARENT/deckhouse-etcd-backup-$STAMP-$suffix"
+done
 
 # Free space, summed per filesystem: restored db + WAL next to the data, the copy of the old
 # member/ in the backup folder, the decrypted snapshot in the work folder.

@@ -1,0 +1,105 @@
+// Peak memory and throughput of S3BlobStore.put for a generated stream, against s3rver running in
+// its own process (so only the uploader's memory is measured).
+//
+//   npx tsx bench/s3-upload.ts [--size 1GiB] [--part-size 8MiB] [--queue 2] [--chunk 64KiB]
+//                              [--endpoint http://127.0.0.1:PORT --bucket NAME] [--verify]
+//
+// Prints one JSON line. maxRssMiB is process.resourceUsage().maxRSS taken right after the upload:
+// the peak over the whole process life, start-up included. Results: docs/performance.md,
+// "S3 upload memory".
+
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { S3BlobStore } from "../src/vault/s3-store.js";
+import { s3ClientFor, s3StoreOptionsFor, startS3Server, type S3Server } from "../test/support/s3-server.js";
+
+const UNITS: Record<string, number> = { "": 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+function size(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB)?$/.exec(text);
+  if (!m) throw new Error(`not a size: ${text} (like 256MiB)`);
+  return Math.round(Number(m[1]) * UNITS[m[2] ?? ""]!);
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const total = size(arg("size") ?? "1GiB");
+const partSize = size(arg("part-size") ?? "8MiB");
+const queueSize = Number(arg("queue") ?? 2);
+const chunkSize = size(arg("chunk") ?? "64KiB");
+const verify = process.argv.includes("--verify");
+// fresh: a new buffer per chunk, like exec frames (their garbage counts against RSS until V8
+// collects it); reused: views of one buffer, so the figure is the store's own memory.
+const source = arg("source") ?? "fresh";
+if (source !== "fresh" && source !== "reused") throw new Error("--source is fresh or reused");
+
+let server: S3Server | null = null;
+let endpoint = arg("endpoint");
+let bucket = arg("bucket");
+if (!endpoint) {
+  server = await startS3Server();
+  endpoint = server.endpoint;
+}
+if (!bucket) {
+  if (!server) throw new Error("--bucket is required with --endpoint");
+  bucket = await server.createBucket();
+}
+
+/** `total` bytes in `chunkSize` pieces (see --source). */
+async function* generate(hash: ReturnType<typeof createHash> | null): AsyncGenerator<Uint8Array> {
+  const shared = Buffer.allocUnsafe(chunkSize);
+  let sent = 0;
+  for (let i = 0; sent < total; i++) {
+    const n = Math.min(chunkSize, total - sent);
+    // A reused buffer is rewritten after each yield: that the store copied it in time shows in
+    // --verify.
+    const b = source === "reused" ? shared.subarray(0, n) : Buffer.allocUnsafe(n);
+    b.fill((i * 131) & 0xff);
+    b.writeUInt32LE(i, 0);
+    hash?.update(b);
+    sent += n;
+    yield b;
+  }
+}
+
+const store = new S3BlobStore(s3StoreOptionsFor({ endpoint }, bucket, { partSize, queueSize }));
+const baselineRss = process.memoryUsage().rss;
+const sentHash = verify ? createHash("sha256") : null;
+const t0 = performance.now();
+const info = await store.put("bench/upload.bin", generate(sentHash));
+const seconds = (performance.now() - t0) / 1000;
+const maxRssKiB = process.resourceUsage().maxRSS;
+
+let verified: boolean | null = null;
+if (verify) {
+  const client = new S3Client(s3ClientFor({ endpoint }));
+  const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: "bench/upload.bin" }));
+  const h = createHash("sha256");
+  for await (const c of res.Body as Readable) h.update(c as Buffer);
+  verified = h.digest("hex") === sentHash!.digest("hex");
+  client.destroy();
+}
+
+store.destroy();
+await server?.stop();
+
+const MiB = 1024 * 1024;
+process.stdout.write(
+  `${JSON.stringify({
+    sizeBytes: info.size,
+    seconds: Number(seconds.toFixed(2)),
+    MiBps: Number((info.size / MiB / seconds).toFixed(1)),
+    maxRssMiB: Number((maxRssKiB / 1024).toFixed(1)),
+    baselineRssMiB: Number((baselineRss / MiB).toFixed(1)),
+    partSizeMiB: partSize / MiB,
+    queueSize,
+    chunkBytes: chunkSize,
+    source,
+    verified,
+  })}\n`,
+);
+if (verified === false) process.exit(1);

@@ -1,0 +1,402 @@
+// KubeClusterAccess (client-node 1.4) against the kube simulator and a real etcd: discovery,
+// connection failures with clear messages, the snapshot exec with every fault, and memory staying
+// flat under a slow consumer.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DECKHOUSE_SNAPSHOT_COMMAND, DEFAULT_ETCD_SETTINGS, type EtcdSettings } from "../src/core/cluster-types.js";
+import { VaultError } from "../src/core/errors.js";
+import type { ClusterConnection, Logger, SnapshotExec } from "../src/core/ports.js";
+import { KubeClusterAccess } from "../src/kube/cluster-access.js";
+import { versionFromEtcdctl, versionFromImage } from "../src/kube/versions.js";
+import { freePort, startEtcd, type TestEtcd } from "./support/etcd.js";
+import { etcdPod, generateCa, masterNode, randomBytesCommand, startKubeSim, type KubeSim, type SimPod } from "./support/kube-sim.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const DIGEST_IMAGE = `registry.deckhouse.io/deckhouse/ce@sha256:${"ab".repeat(32)}`;
+const NOW = new Date("2026-11-20T10:00:00Z");
+
+function conn(kubeconfig: string, etcd: Partial<EtcdSettings> = {}): ClusterConnection {
+  return { name: "c1", kubeconfig, etcd: { ...DEFAULT_ETCD_SETTINGS, ...etcd } };
+}
+
+async function failureOf(p: Promise<unknown>): Promise<VaultError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(VaultError);
+    return e as VaultError;
+  }
+  throw new Error("expected a rejection");
+}
+
+async function drain(exec: SnapshotExec): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of exec.stdout) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
+
+/** Reads until the stream throws; returns the bytes read and the error. */
+async function drainFailing(exec: SnapshotExec): Promise<{ bytes: number; error: VaultError }> {
+  let bytes = 0;
+  try {
+    for await (const c of exec.stdout) bytes += c.length;
+  } catch (e) {
+    expect(e).toBeInstanceOf(VaultError);
+    return { bytes, error: e as VaultError };
+  }
+  throw new Error("expected the stdout stream to fail");
+}
+
+const access = new KubeClusterAccess({ clock: { now: () => NOW }, requestTimeoutMs: 5000 });
+
+describe("version parsing", () => {
+  it("takes the etcd version from an image tag, not from digests or hash tags", () => {
+    expect(versionFromImage("registry.k8s.io/etcd:3.5.16-0")).toBe("3.5.16");
+    expect(versionFromImage("registry.example.com:5000/etcd:v3.5.16")).toBe("3.5.16");
+    expect(versionFromImage("quay.io/coreos/etcd:v3.4.23@sha256:" + "0".repeat(64))).toBe("3.4.23");
+    expect(versionFromImage(DIGEST_IMAGE)).toBeNull();
+    expect(versionFromImage("registry.example.com:5000/etcd")).toBeNull();
+    expect(versionFromImage("registry.deckhouse.io/deckhouse/ce:9f8e7d6c5b4a")).toBeNull();
+    expect(versionFromImage("etcd:latest")).toBeNull();
+  });
+
+  it("reads etcdctl version output", () => {
+    expect(versionFromEtcdctl("etcdctl version: 3.5.16\nAPI version: 3.5\n")).toBe("3.5.16");
+    expect(versionFromEtcdctl("nothing here")).toBeNull();
+  });
+});
+
+describe("discovery", () => {
+  let sim: KubeSim;
+  beforeAll(async () => {
+    sim = await startKubeSim({ gitVersion: "v1.29.8" });
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  it("single master, etcd version from the image tag", async () => {
+    sim.config.nodes = [masterNode("m1", "10.0.0.1"), { name: "w1", internalIP: "10.0.1.1", labels: {} }];
+    sim.config.pods = [etcdPod("m1", { image: "registry.k8s.io/etcd:3.5.16-0" })];
+    sim.config.deployments = [];
+    const before = sim.execs.length;
+    const facts = await access.discover(conn(sim.kubeconfig));
+    expect(facts).toEqual({
+      masters: [{ name: "m1", internalIP: "10.0.0.1" }],
+      etcdPods: [{ name: "etcd-m1", node: "m1", ready: true }],
+      etcdVersion: "3.5.16",
+      kubernetesVersion: "v1.29.8",
+      deckhouseVersion: null,
+      multiMaster: false,
+      discoveredAt: NOW.toISOString(),
+    });
+    expect(sim.execs.length).toBe(before); // no exec needed
+  });
+
+  it("three masters with digest-pinned images: falls back to `etcdctl version` in a Ready pod", async () => {
+    const version = { argvIncludes: ["version"], run: ["etcdctl", "version"] }; // Debian's real etcdctl 3.4
+    sim.config.nodes = [masterNode("m1", "10.0.0.1"), masterNode("m2", "10.0.0.2"), masterNode("m3", "10.0.0.3")];
+    sim.config.pods = ["m1", "m2", "m3"].map((n) => etcdPod(n, { image: DIGEST_IMAGE, ready: n !== "m1", exec: [version] }));
+    sim.config.deployments = [{ namespace: "d8-system", name: "deckhouse", annotations: { "core.deckhouse.io/version": "v1.68.13", "core.deckhouse.io/edition": "EE" }, containers: [{ name: "deckhouse", image: DIGEST_IMAGE }] }];
+    const before = sim.execs.length;
+    const facts = await access.discover(conn(sim.kubeconfig));
+    expect(facts.masters.map((m) => m.internalIP)).toEqual(["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    expect(facts.multiMaster).toBe(true);
+    expect(facts.etcdPods).toEqual([
+      { name: "etcd-m1", node: "m1", ready: false },
+      { name: "etcd-m2", node: "m2", ready: true },
+      { name: "etcd-m3", node: "m3", ready: true },
+    ]);
+    expect(facts.etcdVersion).toBe("3.4.23");
+    expect(facts.deckhouseVersion).toBe("v1.68.13");
+    expect(sim.execs.slice(before).map((e) => [e.pod, e.container, e.argv])).toEqual([["etcd-m2", "etcd", ["/usr/bin/etcdctl", "version"]]]);
+  });
+
+  it("leaves versions unknown when Deckhouse is not visible (403) and the version exec fails", async () => {
+    const warnings: string[] = [];
+    const log: Logger = { info() {}, error() {}, warn: (m) => warnings.push(m) };
+    sim.config.nodes = [masterNode("m1", "10.0.0.1")];
+    sim.config.pods = [etcdPod("m1", { image: DIGEST_IMAGE, exec: [{ argvIncludes: ["version"], exit: { code: 127, stderr: "exec: not found" } }] })];
+    sim.config.forbid = ["/apis/apps/"];
+    try {
+      const facts = await new KubeClusterAccess({ log }).discover(conn(sim.kubeconfig));
+      expect(facts.etcdVersion).toBeNull();
+      expect(facts.deckhouseVersion).toBeNull();
+      expect(warnings).toHaveLength(1);
+    } finally {
+      delete sim.config.forbid;
+    }
+  });
+
+  it("falls back to the legacy master label on old clusters", async () => {
+    sim.config.nodes = [{ name: "old-master", internalIP: "10.9.0.1", labels: { "node-role.kubernetes.io/master": "" } }];
+    sim.config.pods = [etcdPod("old-master")];
+    expect((await access.discover(conn(sim.kubeconfig))).masters).toEqual([{ name: "old-master", internalIP: "10.9.0.1" }]);
+  });
+});
+
+describe("unreachable clusters", () => {
+  let sim: KubeSim;
+  let silent: Server;
+  let silentPort: number;
+  let dir: string;
+  beforeAll(async () => {
+    sim = await startKubeSim({ nodes: [masterNode("m1", "10.0.0.1")], pods: [etcdPod("m1")] });
+    dir = mkdtempSync(join(tmpdir(), "kube-access-ca-"));
+    // Accepts TCP connections and never answers: the timeout case.
+    silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
+    silentPort = (silent.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await sim?.close();
+    silent?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const expectClean = (err: VaultError, host: string, why: RegExp) => {
+    expect(err.code).toBe("upstream_failed");
+    expect(err.message).toContain(host);
+    expect(err.message).toMatch(why);
+    expect(err.message).not.toContain(sim.token);
+    expect(err.message).not.toContain("wrong-token");
+  };
+
+  it("refused port", async () => {
+    const port = await freePort();
+    const err = await failureOf(access.discover(conn(sim.kubeconfigWith({ server: `https://127.0.0.1:${port}` }))));
+    expectClean(err, `127.0.0.1:${port}`, /connection refused/);
+  });
+
+  it("wrong CA → TLS", async () => {
+    const other = generateCa(dir, "other");
+    const kc = sim.kubeconfigWith({ caPem: other.certPem });
+    expectClean(await failureOf(access.discover(conn(kc))), `127.0.0.1:${sim.port}`, /TLS: server certificate not trusted/);
+    expectClean(await failureOf(access.execSnapshot(conn(kc), "etcd-m1", { idleTimeoutMs: 5000 })), `127.0.0.1:${sim.port}`, /TLS/);
+  });
+
+  it("bad token → auth 401, for REST and for the exec handshake", async () => {
+    const kc = sim.kubeconfigWith({ token: "wrong-token-0123456789" });
+    expectClean(await failureOf(access.discover(conn(kc))), `127.0.0.1:${sim.port}`, /auth: 401 Unauthorized/);
+    expectClean(await failureOf(access.snapshotCandidates(conn(kc))), `127.0.0.1:${sim.port}`, /auth: 401/);
+    expectClean(await failureOf(access.execSnapshot(conn(kc), "etcd-m1", { idleTimeoutMs: 5000 })), `127.0.0.1:${sim.port}`, /auth: 401/);
+  });
+
+  it("RBAC denial → auth 403 with the server's reason", async () => {
+    sim.config.forbid = ["/api/v1/namespaces/kube-system/pods"];
+    try {
+      const err = await failureOf(access.snapshotCandidates(conn(sim.kubeconfig)));
+      expectClean(err, `127.0.0.1:${sim.port}`, /auth: 403 Forbidden: forbidden: User "sim-user"/);
+    } finally {
+      delete sim.config.forbid;
+    }
+  });
+
+  it("DNS failure", async () => {
+    const err = await failureOf(access.discover(conn(sim.kubeconfigWith({ server: "https://api.nonexistent.invalid:6443" }))));
+    expectClean(err, "api.nonexistent.invalid:6443", /DNS/);
+  });
+
+  it("no answer → timeout (REST deadline, and the exec handshake bounded by the idle timeout)", async () => {
+    const kc = sim.kubeconfigWith({ server: `https://127.0.0.1:${silentPort}` });
+    const t0 = Date.now();
+    const err = await failureOf(new KubeClusterAccess({ requestTimeoutMs: 400 }).discover(conn(kc)));
+    expectClean(err, `127.0.0.1:${silentPort}`, /timeout/);
+    const execErr = await failureOf(access.execSnapshot(conn(kc), "etcd-m1", { idleTimeoutMs: 400 }));
+    expect(execErr.code).toBe("timeout");
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it("an invalid kubeconfig is invalid input, not an upstream failure", async () => {
+    const err = await failureOf(access.discover(conn("apiVersion: v1\nkind: Config\n")));
+    expect(err.code).toBe("invalid_input");
+  });
+});
+
+describe("snapshot exec", () => {
+  let etcd: TestEtcd;
+  let sim: KubeSim;
+  let dir: string;
+  beforeAll(async () => {
+    etcd = await startEtcd({ name: "etcd-exec-test" });
+    await etcd.putObjects({ count: 300, valueSize: 4096, resource: "configmaps", namespaces: 5 });
+    dir = mkdtempSync(join(tmpdir(), "kube-access-snap-"));
+    const snapshot = etcd.snapshotPipeCommand();
+    const pod = (name: string, rules: SimPod["exec"], o: Partial<SimPod> = {}): SimPod => ({ ...etcdPod("m1", { name, exec: rules }), ...o });
+    sim = await startKubeSim({
+      nodes: [masterNode("m1", "10.0.0.1")],
+      pods: [
+        pod("etcd-ok", [{ run: snapshot }]),
+        pod("etcd-not-ready", [{ run: snapshot }], { ready: false }),
+        pod("etcd-other-container", [], { containers: [{ name: "etcd-main", image: "etcd:3.5.16" }] }),
+        pod("etcd-cut", [{ run: snapshot, cutAfterBytes: 300_000 }]),
+        pod("etcd-exit", [{ exit: { code: 1, stderr: "Error: context deadline exceeded\n" } }]),
+        pod("etcd-noisy", [{ exit: { code: 2, stderr: `${"x".repeat(10_000)} THE-END` } }]),
+        pod("etcd-hang", [{ hang: true }]),
+        pod("etcd-endless", [{ run: randomBytesCommand(512 << 20) }]),
+      ],
+    });
+  });
+  afterAll(async () => {
+    await sim?.close();
+    await etcd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const c = () => conn(sim.kubeconfig);
+
+  it("candidates: Ready pods with the etcd container, in API order", async () => {
+    expect((await access.snapshotCandidates(c())).map((p) => p.name)).toEqual(["etcd-ok", "etcd-cut", "etcd-exit", "etcd-noisy", "etcd-hang", "etcd-endless"]);
+    expect((await access.snapshotCandidates(conn(sim.kubeconfig, { container: "etcd-main" }))).map((p) => p.name)).toEqual(["etcd-other-container"]);
+  });
+
+  it("streams a real snapshot, byte-identical to `etcdctl snapshot save` (db + SHA-256 trailer)", async () => {
+    const exec = await access.execSnapshot(c(), "etcd-ok", { idleTimeoutMs: 10_000 });
+    expect(exec.pod).toBe("etcd-ok");
+    const streamed = await drain(exec);
+    await exec.done;
+    const saved = join(dir, "independent.db");
+    await etcd.snapshotTo(saved);
+    const reference = readFileSync(saved);
+    expect(streamed.length).toBeGreaterThan(1 << 20);
+    expect(streamed.length % 512).toBe(32);
+    expect(createHash("sha256").update(streamed.subarray(0, streamed.length - 32)).digest()).toEqual(streamed.subarray(streamed.length - 32));
+    expect(Buffer.compare(streamed, reference)).toBe(0);
+    expect(sim.execs.at(-1)).toMatchObject({
+      namespace: "kube-system", pod: "etcd-ok", container: "etcd", argv: [...DECKHOUSE_SNAPSHOT_COMMAND],
+      stdin: false, stdout: true, stderr: true, tty: false, protocol: "v5.channel.k8s.io", outcome: "success",
+    });
+  });
+
+  it("a cut connection fails the stream: exec_failed, closed without status after N bytes", async () => {
+    const exec = await access.execSnapshot(c(), "etcd-cut", { idleTimeoutMs: 10_000 });
+    const { bytes, error } = await drainFailing(exec);
+    expect(bytes).toBe(300_000);
+    expect(error.code).toBe("exec_failed");
+    expect(error.message).toMatch(/^pod etcd-cut: connection closed without status after 300000 bytes \(close code 1006/);
+    await expect(exec.done).rejects.toBe(error);
+  });
+
+  it("a non-zero exit fails with the exit code and stderr", async () => {
+    const exec = await access.execSnapshot(c(), "etcd-exit", { idleTimeoutMs: 10_000 });
+    const { error } = await drainFailing(exec);
+    expect(error.code).toBe("exec_failed");
+    expect(error.message).toBe("pod etcd-exit: exit code 1: Error: context deadline exceeded");
+    await expect(exec.done).rejects.toThrow("exit code 1");
+  });
+
+  it("keeps only the last 2 KiB of stderr", async () => {
+    const exec = await access.execSnapshot(c(), "etcd-noisy", { idleTimeoutMs: 10_000 });
+    const error = await failureOf(exec.done);
+    expect(error.message).toMatch(/^pod etcd-noisy: exit code 2: x+ THE-END$/);
+    expect(error.message.length).toBeLessThanOrEqual(2048 + "pod etcd-noisy: exit code 2: ".length);
+  });
+
+  it("a hang times out after the idle timeout and closes the socket", async () => {
+    const t0 = Date.now();
+    const exec = await access.execSnapshot(c(), "etcd-hang", { idleTimeoutMs: 600 });
+    const { error } = await drainFailing(exec);
+    expect(error.code).toBe("timeout");
+    expect(error.message).toBe("pod etcd-hang: no output for 1s");
+    expect(Date.now() - t0).toBeLessThan(3000);
+    await expect.poll(() => sim.execs.filter((e) => e.pod === "etcd-hang").at(-1)!.outcome).toBe("client-closed");
+  });
+
+  it("an unknown pod is exec_failed (404) before any stream", async () => {
+    const err = await failureOf(access.execSnapshot(c(), "etcd-gone", { idleTimeoutMs: 5000 }));
+    expect(err.code).toBe("exec_failed");
+    expect(err.message).toBe('pod etcd-gone: not found (404): pods "etcd-gone" not found');
+  });
+
+  it("abort(), an aborted signal and a consumer that stops all close the exec", async () => {
+    const a = await access.execSnapshot(c(), "etcd-endless", { idleTimeoutMs: 5000 });
+    const iter = a.stdout[Symbol.asyncIterator]();
+    await iter.next();
+    a.abort("operator stopped it");
+    await expect(a.done).rejects.toMatchObject({ code: "cancelled", message: "pod etcd-endless: operator stopped it" });
+    await expect(iter.next()).rejects.toMatchObject({ code: "cancelled" });
+
+    const ctl = new AbortController();
+    const b = await access.execSnapshot(c(), "etcd-endless", { idleTimeoutMs: 5000, signal: ctl.signal });
+    setTimeout(() => ctl.abort(), 50);
+    expect((await drainFailing(b)).error.code).toBe("cancelled");
+
+    const d = await access.execSnapshot(c(), "etcd-endless", { idleTimeoutMs: 5000 });
+    for await (const _ of d.stdout) break;
+    await expect(d.done).rejects.toMatchObject({ code: "cancelled" });
+    await expect.poll(() => sim.execs.filter((e) => e.pod === "etcd-endless").every((e) => e.outcome === "client-closed")).toBe(true);
+    await sim.idle(); // every child was killed
+  });
+});
+
+describe("backpressure reaches the socket", () => {
+  const STREAM = 64 << 20;
+  let proc: ChildProcess;
+  let kubeconfig: string;
+  let dir: string;
+  beforeAll(async () => {
+    // The simulator runs in its own process so that only the client's memory is measured here.
+    dir = mkdtempSync(join(tmpdir(), "kube-access-bp-"));
+    writeFileSync(join(dir, "sim.json"), JSON.stringify({ nodes: [masterNode("m1", "10.0.0.1")], pods: [etcdPod("m1", { exec: [{ run: randomBytesCommand(STREAM) }] }), etcdPod("m2", { exec: [{ run: randomBytesCommand(1 << 20) }] })] }));
+    proc = spawn(join(ROOT, "node_modules/.bin/tsx"), [join(ROOT, "test/support/kube-sim-main.ts"), "--config", join(dir, "sim.json")], { stdio: ["ignore", "pipe", "inherit"] });
+    const line = await new Promise<string>((resolve) => createInterface({ input: proc.stdout! }).once("line", resolve));
+    kubeconfig = readFileSync((JSON.parse(line) as { kubeconfigPath: string }).kubeconfigPath, "utf8");
+    // Warm up TLS, client-node and ws (with a small stream) so the baseline includes them.
+    const warm = await access.execSnapshot(conn(kubeconfig), "etcd-m2", { idleTimeoutMs: 10_000 });
+    await drain(warm);
+  });
+  afterAll(async () => {
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Consumes at 1 MiB per 100 ms (~10 MiB/s) and returns the peak RSS growth over the baseline. */
+  async function slowConsume(a: KubeClusterAccess): Promise<{ growth: number; bytes: number; ms: number }> {
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const t0 = Date.now();
+    const exec = await a.execSnapshot(conn(kubeconfig), "etcd-m1", { idleTimeoutMs: 10_000 });
+    let bytes = 0;
+    let budget = 0;
+    // A Readable's iterator hands over everything buffered at once, so pace by bytes, not chunks.
+    for await (const chunk of exec.stdout) {
+      bytes += chunk.length;
+      budget += chunk.length;
+      while (budget >= 1 << 20) {
+        budget -= 1 << 20;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await exec.done;
+    clearInterval(sampler);
+    return { growth: peak - baseline, bytes, ms: Date.now() - t0 };
+  }
+
+  it("a slow consumer keeps RSS growth bounded (socket paused, not frames queued)", async () => {
+    const r = await slowConsume(access);
+    console.log(`paused: ${r.bytes / 2 ** 20} MiB in ${r.ms} ms, peak RSS growth ${(r.growth / 2 ** 20).toFixed(1)} MiB`);
+    expect(r.bytes).toBe(STREAM);
+    expect(r.ms).toBeGreaterThan(5000); // the consumer really was slow
+    expect(r.growth).toBeLessThan(64 << 20);
+  });
+
+  it("for contrast: with a buffer as large as the stream (never pausing), the stream queues up in memory", async () => {
+    const r = await slowConsume(new KubeClusterAccess({ execHighWaterMark: 1 << 30 }));
+    console.log(`not paused: peak RSS growth ${(r.growth / 2 ** 20).toFixed(1)} MiB`);
+    expect(r.bytes).toBe(STREAM);
+    expect(r.ms).toBeGreaterThan(5000);
+    expect(r.growth).toBeGreaterThan(48 << 20);
+  });
+});
