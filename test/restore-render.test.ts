@@ -165,7 +165,9 @@ describe("restore.sh", () => {
   it("passes shellcheck for single, three-master and fact-less backups", () => {
     for (const [name, b] of Object.entries({ single, three, bare })) {
       const file = join(dir, `${name}.sh`);
-      writeFileSync(file, renderRestoreSh(b));
+      const text = renderRestoreSh(b);
+      expectNoLeaks(text);
+      writeFileSync(file, text);
       const r = run("shellcheck", ["--severity=style", file]);
       expect(r.stdout + r.stderr, name).toBe("");
       expect(r.code, name).toBe(0);

@@ -154,7 +154,7 @@ describe("restore.sh", () => {
     mustRun("cp", ["-a", bundleDir, bad]);
     const file = join(bad, "snapshot.db.age");
     const bytes = readFileSync(file);
-    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    bytes.writeUInt8(bytes.readUInt8(Math.floor(bytes.length / 2)) ^ 0x01, Math.floor(bytes.length / 2));
     writeFileSync(file, bytes);
     const before = nodeState();
     const r = restoreSh(bad, ["--identity", join(work, "key.txt"), "--node", "master-1", "--yes"]);

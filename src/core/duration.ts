@@ -1,6 +1,7 @@
 // Durations as the HTTP contract writes them: `90s`, `30m`, `6h`, `7d`, `2w` and combinations
-// (`1h30m`). Units appear at most once, largest first, so every duration has one canonical
-// spelling and `formatDuration(parseDuration(x))` is the shortest form of `x`.
+// (`1h30m`). Units appear at most once, largest first. `formatDuration` writes the canonical form:
+// days, hours, minutes, seconds, each below its next unit (`1h30m`, `36h` → `1d12h`). It never
+// writes weeks: the reason grammar says `within 7d`, and `30d` reads better than `4w2d`.
 
 import { invalidInput } from "./errors.js";
 
@@ -63,7 +64,7 @@ export function parseDuration(text: string, field: string, options: ParseDuratio
 }
 
 /**
- * The shortest canonical spelling of a duration: `5400000` → `1h30m`, `0` → `0s`. Sub-second
+ * The canonical spelling of a duration: `5400000` → `1h30m`, 14 days → `14d`, `0` → `0s`. Sub-second
  * remainders (only derived values such as 1.5 × an interval can have them) round up to a second,
  * so the result always parses back to at least the given length.
  */
@@ -73,6 +74,7 @@ export function formatDuration(ms: number): string {
   if (rest === 0) return "0s";
   let out = "";
   for (const [name, size] of UNITS) {
+    if (name === "w") continue;
     const count = Math.floor(rest / size);
     if (count > 0) {
       out += `${count}${name}`;

@@ -259,33 +259,39 @@ function daysFromCivil(year: number, month: number, day: number): number {
 function toMs(value: string | number, id: string): number {
   if (typeof value === "number") return value;
   const fast = parseUtc(value);
-  const t = Number.isNaN(fast) ? Date.parse(value) : fast;
+  const t = fast === null ? Date.parse(value) : fast;
   if (Number.isNaN(t)) throw new Error(`retention: backup ${id} has an unreadable time '${value}'`);
   return t;
 }
 
-function parseUtc(s: string): number {
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+// A top-level function, not a closure: a closure made per call costs more than the parsing
+// (tsx/esbuild also wraps each one to keep its name).
+function digits(s: string, from: number, width: number): number {
+  let value = 0;
+  for (let i = from; i < from + width; i++) {
+    const digit = s.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return NaN;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/** null when `s` is not in the catalog's shape; NaN when it is but names no real time (02-30). */
+function parseUtc(s: string): number | null {
   const length = s.length;
-  if (length !== 20 && length !== 24) return NaN;
-  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58) return NaN;
-  if (s.charCodeAt(16) !== 58 || s.charCodeAt(length - 1) !== 90) return NaN;
-  if (length === 24 && s.charCodeAt(19) !== 46) return NaN;
-  const num = (from: number, width: number): number => {
-    let value = 0;
-    for (let i = from; i < from + width; i++) {
-      const digit = s.charCodeAt(i) - 48;
-      if (digit < 0 || digit > 9) return NaN;
-      value = value * 10 + digit;
-    }
-    return value;
-  };
-  const year = num(0, 4), month = num(5, 2), day = num(8, 2);
-  const hour = num(11, 2), minute = num(14, 2), second = num(17, 2);
-  const milli = length === 24 ? num(20, 3) : 0;
-  if (!(month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 59)) return NaN;
-  const days = daysFromCivil(year, month, day);
-  if (civil(days).day !== day) return NaN; // 2026-02-30 and friends
-  return days * DAY + hour * HOUR + minute * 60_000 + second * 1000 + milli;
+  if (length !== 20 && length !== 24) return null;
+  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58) return null;
+  if (s.charCodeAt(16) !== 58 || s.charCodeAt(length - 1) !== 90) return null;
+  if (length === 24 && s.charCodeAt(19) !== 46) return null;
+  const year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
+  const hour = digits(s, 11, 2), minute = digits(s, 14, 2), second = digits(s, 17, 2);
+  const milli = length === 24 ? digits(s, 20, 3) : 0;
+  if (!(month >= 1 && month <= 12 && day >= 1 && hour <= 23 && minute <= 59 && second <= 59)) return NaN;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (month === 2 ? (leap ? 29 : 28) : MONTH_DAYS[month - 1]!)) return NaN; // 2026-02-30 and friends
+  return daysFromCivil(year, month, day) * DAY + hour * HOUR + minute * 60_000 + second * 1000 + milli;
 }
 
 // ---------------------------------------------------------------------------------------------

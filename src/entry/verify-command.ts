@@ -25,6 +25,7 @@ import { readEntryText, readTar } from "../core/tar-reader.js";
 import { CIPHERTEXT_FILE } from "../core/restore/bundle.js";
 import { restoreView } from "../core/restore/restore-view.js";
 import type { Backup } from "../core/backup-types.js";
+import { VaultError } from "../core/errors.js";
 
 export interface VerifyIO {
   stdout: { write(text: string): unknown };
@@ -132,7 +133,10 @@ async function verifyBundle(source: string, identities: string[], output: string
   let writer: PlaintextWriter | null = null;
   const makeWriter = () => (writer = output ? new PlaintextWriter(output) : null);
   try {
-    if (source !== "-" && (await stat(source)).isDirectory()) {
+    const st = source === "-" ? null : await stat(source).catch((e: NodeJS.ErrnoException) => {
+      throw new VerifyFailure(`cannot open ${source}: ${e.code === "ENOENT" ? "no such file or folder" : e.message}`);
+    });
+    if (st?.isDirectory()) {
       parts.sums = await readSmall(join(source, "SHA256SUMS"));
       parts.backupJson = await readSmall(join(source, "backup.json"));
       const file = join(source, CIPHERTEXT_FILE);
@@ -142,7 +146,17 @@ async function verifyBundle(source: string, identities: string[], output: string
     } else {
       const input = source === "-" ? (io.stdin ?? process.stdin) : createReadStream(source, { highWaterMark: 1 << 20 });
       const tops = new Set<string>();
-      for await (const entry of readTar(input)) {
+      const entries = (async function* () {
+        try {
+          yield* readTar(input);
+        } catch (e) {
+          if (e instanceof VaultError && e.message.startsWith("tar:")) {
+            throw new VerifyFailure(`${source === "-" ? "stdin" : source} is not a readable bundle archive (${e.message})`);
+          }
+          throw e;
+        }
+      })();
+      for await (const entry of entries) {
         const slash = entry.name.indexOf("/");
         if (slash > 0) tops.add(entry.name.slice(0, slash));
         const name = basename(entry.name);
@@ -200,7 +214,7 @@ function judge(parts: BundleParts): string {
     if (/no identity matched/i.test(msg)) {
       throw new VerifyFailure(`wrong key: no identity given can decrypt ${CIPHERTEXT_FILE} (it was encrypted to ${backup.recipients.join(", ") || "unknown recipients"})`);
     }
-    throw new VerifyFailure(`decryption failed: ${msg}`);
+    throw new VerifyFailure(`decryption failed: ${msg} (the ciphertext is damaged although its checksum matches: the damage predates the checksum)`);
   }
   if (s.plainSize !== backup.plaintext.size) {
     throw new VerifyFailure(`decrypted snapshot is ${s.plainSize} bytes; backup.json says ${backup.plaintext.size}`);

@@ -1,10 +1,10 @@
 // Pod exec as a stream with backpressure, on client-node 1.4's `Exec`. What the library does not do
 // for us (checked against 1.4.0):
-// - Backpressure: frames are written into the Writable we pass as they arrive. We pass a sink that
-//   pushes into a Readable (the `stdout` we hand out) and, when that Readable is full, pauses the
-//   WebSocket (`ws.pause()` pauses the TCP socket and, unlike `_socket.pause()`, stops ws's own
-//   receiver-drain logic from resuming it); reading resumes it. A slow consumer therefore slows
-//   the remote command instead of queueing the snapshot in memory.
+// - Backpressure: frames are written into the Writable we pass as they arrive. Our sink pushes
+//   them into a ChunkQueue (the `stdout` we hand out) and, when that is full, pauses the WebSocket
+//   (`ws.pause()` pauses the TCP socket and, unlike `_socket.pause()`, also keeps ws's own
+//   receiver-drain logic from resuming it); the consumer draining the queue resumes it. A slow
+//   consumer therefore slows the remote command instead of queueing the snapshot in memory.
 // - Exit status: only through the status callback (channel 3); a Failure is not thrown. We turn
 //   it into `exec_failed` with the exit code and the tail of stderr.
 // - A connection that drops without a Status (1006) is reported by nothing: we listen for `close`
@@ -24,6 +24,7 @@ import WebSocket from "ws";
 import { VaultError } from "../core/errors.js";
 import type { SnapshotExec } from "../core/ports.js";
 import type { LoadedCluster } from "./connection.js";
+import { ChunkQueue } from "./chunk-queue.js";
 import { errorCode, scrub, statusMessage, upstreamFailure } from "./failures.js";
 
 export interface ExecRequest {
@@ -81,19 +82,16 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     return scrub(`${label}: ${head}${tail ? `: ${tail}` : ""}`, secrets);
   };
 
-  const out = new Readable({
-    highWaterMark: req.highWaterMark ?? 1024 * 1024,
-    read() {
-      if (paused) {
-        paused = false;
-        ws?.resume();
-        arm();
-      }
+  const out = new ChunkQueue(req.highWaterMark ?? 1024 * 1024, {
+    onDrain() {
+      if (!paused) return;
+      paused = false;
+      ws?.resume();
+      arm();
     },
-  });
-  out.on("error", noop); // the async iterator sees the error; no listener would crash the process
-  out.on("close", () => {
-    if (!settled) settle(new VaultError("cancelled", `${label}: stdout consumer stopped`));
+    onStop() {
+      settle(new VaultError("cancelled", `${label}: stdout consumer stopped`));
+    },
   });
 
   function arm(): void {
@@ -113,11 +111,11 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     if (err) {
       failure = err;
       rejectDone(err);
-      out.destroy(err);
+      out.fail(err);
       ws?.terminate();
     } else {
       resolveDone();
-      out.push(null);
+      out.end();
     }
   }
 
