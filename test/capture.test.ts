@@ -116,7 +116,7 @@ describe("manual backup through the simulator into S3", () => {
     const good = join(f.dir, "good.db");
     await f.etcd.snapshotTo(good);
     const bytes = readFileSync(good);
-    bytes[4096 + 100] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(4196) ^ 0xff, 4196);
     const flipped = join(f.dir, "flipped.db");
     writeFileSync(flipped, bytes);
     const sum = createHash("sha256").update(readFileSync(good)).digest();

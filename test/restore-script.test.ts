@@ -185,6 +185,26 @@ describe("restore.sh", () => {
     rmSync(other, { recursive: true });
   });
 
+  it("checks free space and, on a single-master backup, restores as its master whatever the hostname", () => {
+    const other = join(root, "dl-preflight");
+    mustRun("cp", ["-a", bundleDir, other]);
+    const before = nodeState();
+    const huge = { ...backup, plaintext: { ...backup.plaintext, size: 2 ** 50 } };
+    writeFileSync(join(other, "restore.sh"), renderRestoreSh(huge), { mode: 0o755 });
+    const r = restoreSh(other, ["--identity", join(work, "key.txt"), "--node", "master-1"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/not enough space on the filesystem of .*: need \d+ bytes, have \d+/);
+
+    const lone = { ...backup, facts: makeFacts([{ name: "not-this-host", internalIP: "127.0.0.1" }]) };
+    writeFileSync(join(other, "restore.sh"), renderRestoreSh(lone), { mode: 0o755 });
+    const p = restoreSh(other, ["--identity", join(work, "key.txt")]);
+    expect(p.code).toBe(0);
+    expect(p.stderr).toMatch(/this host \(.*\) is not not-this-host, the only master in the backup; restoring as not-this-host/);
+    expect(p.stdout).toContain("this node:     not-this-host, peer URL https://127.0.0.1:2380 (chosen by only master)");
+    expect(nodeState()).toBe(before);
+    rmSync(other, { recursive: true });
+  });
+
   it("restores the snapshot: etcd comes back with exactly the keys of backup time", async () => {
     const oldDb = readFileSync(join(paths.data, "member/snap/db"));
     const r = restoreSh(bundleDir, ["--identity", join(work, "key.txt"), "--node", "master-1", "--yes", "--no-wait"]);

@@ -177,9 +177,10 @@ function applyRules(rules: RetentionRules, timezone: string, candidates: Candida
 
 /**
  * Indices (into newest-first `ids`) of the newest backup of each of the last `limit` periods
- * that contain one. Local time can step back (fall-back at midnight, as in America/Santiago, makes
- * a day recur), so "last" means the highest period ids, and the newest backup of a period is its
- * first index; when ids only fall — the usual case — one pass finds both.
+ * that contain one. Local time can step back across a period boundary (Pacific/Chatham goes from
+ * 03:45 back to 02:45, so hour 02 recurs after hour 03), so "last" means the highest period ids,
+ * and the newest backup of a period is its first index; when ids only fall — the usual case — one
+ * pass finds both.
  */
 function newestPerPeriod(ids: Float64Array, limit: number): number[] {
   let monotonic = true;

@@ -14,8 +14,8 @@
 //    second, America/New_York: the first), and for Berlin it skips the first pass entirely
 //    (`*/15` from 02:20 CEST jumps to 02:30 CET). test/schedule.test.ts pins both.
 //
-// This file also holds the zone-offset cache and the synchronous SHA-256 the spread offset needs;
-// both are shared with the retention planner (core may not use node:crypto, and WebCrypto is async).
+// This file also holds the zone-offset cache (shared with the retention planner) and the synchronous
+// SHA-256 the spread offset needs (core may not use node:crypto, and WebCrypto's digest is async).
 
 import { Cron, CronPattern } from "croner";
 import { invalidInput } from "./errors.js";

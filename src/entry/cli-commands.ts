@@ -17,7 +17,8 @@ export const extraCommands: Record<string, Command> = {
   tick: lazy(
     "run one scheduler tick (via the API with --server, or on a SQLite file with --db)",
     `etcd-vault tick --server URL            token from ETCD_VAULT_TOKEN (operator or admin)
-etcd-vault tick --db FILE [--now TIME]   tick a local catalog directly (TIME: RFC 3339, default now)`,
+etcd-vault tick --db FILE [--now TIME]   tick a local catalog directly (TIME: RFC 3339, default now)
+  [--until TIME --every DURATION]        replay: tick repeatedly from --now to --until`,
     async () => (await import("./tick-command.js")).tickCommand,
   ),
   runner: lazy(

@@ -12,6 +12,7 @@ import { openSqliteCatalog, pendingMigrations, type SqliteCatalog } from "../cat
 import { createSecretBox } from "../crypto/secret-box.js";
 import { KubeClusterAccess } from "../kube/cluster-access.js";
 import type { ServiceContext } from "../services/context.js";
+import type { Clock } from "../core/ports.js";
 import { ensureAdminToken } from "../services/tokens.js";
 import { createStoreResolver, ensureDefaultTarget } from "../services/targets.js";
 import type { Config } from "./config.js";
@@ -29,7 +30,10 @@ export interface NodeService {
   close(): Promise<void>;
 }
 
-export async function buildNodeService(config: Config, opts: { quiet?: boolean } = {}): Promise<NodeService> {
+export async function buildNodeService(
+  config: Config,
+  opts: { quiet?: boolean; clock?: Clock } = {},
+): Promise<NodeService> {
   const log = createLogger(opts.quiet ? "error" : config.ETCD_VAULT_LOG_LEVEL);
   mkdirSync(config.dataDir, { recursive: true });
   const catalog = openSqliteCatalog(join(config.dataDir, "catalog.db"));
@@ -38,7 +42,7 @@ export async function buildNodeService(config: Config, opts: { quiet?: boolean }
   const svc: ServiceContext = {
     catalog,
     secrets,
-    clock: { now: () => new Date() },
+    clock: opts.clock ?? { now: () => new Date() },
     log,
     access: new KubeClusterAccess({ log }),
     storeFor: async () => {

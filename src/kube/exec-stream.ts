@@ -17,7 +17,7 @@
 
 import { Readable, Writable } from "node:stream";
 import type { IncomingMessage } from "node:http";
-import { Exec, type KubeConfig, type V1Status } from "@kubernetes/client-node";
+import { Exec, type V1Status } from "@kubernetes/client-node";
 // Not re-exported from the package index in 1.4; needed to pass our own socket factory and streams.
 import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
 import WebSocket from "ws";
@@ -87,6 +87,7 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
       if (!paused) return;
       paused = false;
       ws?.resume();
+      touch(); // waiting on our consumer is not the server being idle
       arm();
     },
     onStop() {
@@ -94,19 +95,31 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     },
   });
 
+  // One timer, re-armed lazily from the last activity: bytes arrive in thousands of frames a second.
+  let lastActivity = Date.now();
+  function touch(): void {
+    lastActivity = Date.now();
+  }
   function arm(): void {
+    if (idle || settled || paused) return;
+    idle = setTimeout(checkIdle, Math.max(1, lastActivity + req.idleTimeoutMs - Date.now()));
+  }
+  function disarm(): void {
     clearTimeout(idle);
+    idle = undefined;
+  }
+  function checkIdle(): void {
+    idle = undefined;
     if (settled || paused) return;
-    idle = setTimeout(() => {
-      const secs = Math.round(req.idleTimeoutMs / 1000);
-      settle(new VaultError("timeout", opened ? withStderr(`no output for ${secs}s`) : `${label}: no answer from ${host} within ${secs}s`));
-    }, req.idleTimeoutMs);
+    if (Date.now() - lastActivity < req.idleTimeoutMs) return arm();
+    const secs = Math.round(req.idleTimeoutMs / 1000);
+    settle(new VaultError("timeout", opened ? withStderr(`no output for ${secs}s`) : `${label}: no answer from ${host} within ${secs}s`));
   }
 
   function settle(err: VaultError | null): void {
     if (settled) return;
     settled = true;
-    clearTimeout(idle);
+    disarm();
     req.signal?.removeEventListener("abort", onAbort);
     if (err) {
       failure = err;
@@ -127,11 +140,12 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     write(chunk: Buffer, _enc, cb) {
       if (!settled) {
         stdoutBytes += chunk.length;
+        touch();
         if (!out.push(chunk)) {
           paused = true;
           ws?.pause();
+          disarm();
         }
-        arm();
       }
       cb();
     },
@@ -140,7 +154,7 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     write(chunk: Buffer, _enc, cb) {
       const all = Buffer.concat([stderrTail, chunk]);
       stderrTail = all.length > STDERR_TAIL ? Buffer.from(all.subarray(all.length - STDERR_TAIL)) : all;
-      arm();
+      touch();
       cb();
     },
   });
@@ -160,6 +174,7 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     ws = sock;
     sock.on("open", () => {
       opened = true;
+      touch();
     });
     sock.on("error", (e) => {
       socketError = errorCode(e);
@@ -194,7 +209,7 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     return sock;
   };
 
-  const handler = new WebSocketHandler(kc as KubeConfig, socketFactory, { stdin: Readable.from([]), stdout, stderr });
+  const handler = new WebSocketHandler(kc, socketFactory, { stdin: Readable.from([]), stdout, stderr });
   req.signal?.addEventListener("abort", onAbort, { once: true });
   arm();
   try {
@@ -205,7 +220,6 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     settle(err);
     throw err;
   }
-  if (failure && !opened) throw failure;
 
   return {
     pod: req.pod,

@@ -90,7 +90,7 @@ class RequestFailed extends Error {
     readonly inner: unknown,
   ) {
     super(`${operation} failed after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${describeError(inner)}`, {
-      cause: inner,
+      cause: scrubbed(inner),
     });
   }
 }
@@ -462,7 +462,7 @@ export class S3BlobStore implements BlobStore {
       return new VaultError("storage_failed", `upload to ${where} failed: ${e.message}${abortProblem}`, { cause: e.inner });
     }
     if (!(e instanceof RequestFailed) && !isVaultError(e)) {
-      return new VaultError("storage_failed", `upload to ${where} failed: ${describeError(e)}${abortProblem}`, { cause: e });
+      return new VaultError("storage_failed", `upload to ${where} failed: ${describeError(e)}${abortProblem}`, { cause: scrubbed(e) });
     }
     if (isVaultError(e)) return e;
     return storageFailed(e, where, "", abortProblem);
@@ -593,7 +593,7 @@ function webStreamOf(body: Readable | undefined, where: string): ReadableStream<
           if (r.done) controller.close();
           else controller.enqueue(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength));
         } catch (e) {
-          controller.error(new VaultError("storage_failed", `reading ${where} failed: ${describeError(e)}`, { cause: e }));
+          controller.error(new VaultError("storage_failed", `reading ${where} failed: ${describeError(e)}`, { cause: scrubbed(e) }));
         }
       },
       cancel() {
@@ -608,7 +608,7 @@ function storageFailed(e: unknown, where: string, lead = "", tail = ""): VaultEr
   if (isVaultError(e)) return e;
   // A RequestFailed message already names the operation, bucket and key.
   const detail = e instanceof RequestFailed ? e.message : `${where}: ${describeError(e)}`;
-  return new VaultError("storage_failed", `${lead}${detail}${tail}`, { cause: e instanceof RequestFailed ? e.inner : e });
+  return new VaultError("storage_failed", `${lead}${detail}${tail}`, { cause: scrubbed(e instanceof RequestFailed ? e.inner : e) });
 }
 
 const TRANSIENT_NAMES = new Set([
@@ -660,6 +660,24 @@ function describeError(e: unknown): string {
   const label = typeof code === "string" && code !== e.name ? `${e.name} ${code}` : e.name;
   const message = e.message && e.message !== "UnknownError" ? e.message : "(no message)";
   return `${label}${status !== undefined ? ` (HTTP ${status})` : ""}: ${message}`;
+}
+
+/**
+ * The SDK's exceptions keep the raw HTTP exchange (`$response`, with the request's headers:
+ * Authorization, X-Amz-Security-Token). Errors we hand on carry a copy without it, so a logger
+ * that prints causes cannot leak a credential.
+ */
+function scrubbed(e: unknown): unknown {
+  if (!(e instanceof Error) || isVaultError(e)) return e;
+  const copy = new Error(e.message);
+  copy.name = e.name;
+  copy.stack = e.stack;
+  const x = e as Error & { code?: unknown; Code?: unknown; $metadata?: unknown };
+  if (x.code !== undefined) Object.assign(copy, { code: x.code });
+  if (x.Code !== undefined) Object.assign(copy, { Code: x.Code });
+  if (x.$metadata !== undefined) Object.assign(copy, { $metadata: x.$metadata });
+  if (x.cause !== undefined) Object.defineProperty(copy, "cause", { value: scrubbed(x.cause), configurable: true, writable: true });
+  return copy;
 }
 
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/entry/config.js";
 import { buildNodeService, type NodeService } from "../../src/entry/node.js";
+import type { Clock } from "../../src/core/ports.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 
@@ -16,7 +17,7 @@ export interface TestService extends NodeService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+export async function startTestService(env: Record<string, string> = {}, opts: { clock?: Clock } = {}): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), "etcd-vault-test-"));
   const config = loadConfig({
     ETCD_VAULT_DATA_DIR: join(dir, "data"),
@@ -26,7 +27,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     ETCD_VAULT_LOG_LEVEL: "error",
     ...env,
   });
-  const svc = await buildNodeService(config, { quiet: true });
+  const svc = await buildNodeService(config, { quiet: true, clock: opts.clock });
   const call: TestService["call"] = async (method, path, body, token = ADMIN_TOKEN, headers = {}) => {
     const h: Record<string, string> = { ...headers };
     if (token) h.authorization = `Bearer ${token}`;

@@ -1,0 +1,185 @@
+// Fleet policies and the scheduler: policy validation, exactly-once runs from two processes
+// ticking one SQLite file, lease expiry and re-queue, and scheduled backups end to end.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import Database from "better-sqlite3";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startTestService, type TestService } from "./helpers/service.js";
+import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
+import { claimRun, enqueueRun } from "../src/services/runs.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const KC = (server: string) => `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "${server}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t0k3n}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`;
+const RCPT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+describe("policies: validation and description", () => {
+  let s: TestService;
+  beforeAll(async () => {
+    s = await startTestService({}, { clock: { now: () => new Date("2026-11-20T10:17:00Z") } });
+    for (let i = 0; i < 3; i++) {
+      await s.call("POST", "/v1/clusters", { name: `c${i}`, labels: { env: i < 2 ? "prod" : "dev" }, kubeconfig: KC("https://127.0.0.1:1") });
+    }
+  });
+  afterAll(async () => s.stop());
+
+  const base = { name: "p1", selector: { matchLabels: { env: "prod" } }, schedule: "0 */6 * * *", retention: { daily: 7 }, recipients: [RCPT] };
+
+  it("rejects bad input naming the field", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ...base, schedule: "61 * * * *" }, "schedule"],
+      [{ ...base, schedule: "@every 0s" }, "schedule"],
+      [{ ...base, timezone: "Mars/Olympus" }, "timezone"],
+      [{ ...base, recipients: ["age1garbage"] }, "recipients"],
+      [{ ...base, recipients: [] }, "recipients"],
+      [{ ...base, spread: "7h" }, "spread"],
+      [{ ...base, target: "nowhere" }, "target"],
+      [{ ...base, retention: { daily: -1 } }, "retention.daily"],
+      [{ ...base, retention: { daily: 0 } }, "retention"],
+      [{ ...base, retention: { within: "3x" } }, "retention.within"],
+    ];
+    for (const [body, field] of cases) {
+      const r = await s.call("POST", "/v1/policies", body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.json.error.code).toBe("invalid_input");
+      expect(r.json.error.message).toContain(field);
+    }
+    expect((await s.call("GET", "/v1/policies")).json.items).toEqual([]);
+  });
+
+  it("creates a policy with a default RPO and lists matching clusters with their next slot", async () => {
+    const r = await s.call("POST", "/v1/policies", { ...base, spread: "30m", timezone: "Europe/Berlin" });
+    expect(r.status).toBe(201);
+    // 1.5 × the longest interval: 6 h slots in Berlin stretch to 7 h across the October fall-back.
+    expect(r.json.rpo).toBe("10h30m");
+    const d = (await s.call("GET", "/v1/policies/p1")).json;
+    expect(d.clusters.map((c: any) => c.name)).toEqual(["c0", "c1"]);
+    for (const c of d.clusters) {
+      const nb = Date.parse(c.notBefore) - Date.parse(c.nextSlot);
+      expect(nb).toBeGreaterThanOrEqual(0);
+      expect(nb).toBeLessThan(30 * 60_000);
+      expect(Date.parse(c.notBefore)).toBeGreaterThan(Date.parse("2026-11-20T10:17:00Z"));
+    }
+    // Berlin is UTC+1 in November: "0 */6" local = 11:00 UTC next.
+    expect(d.clusters[0].nextSlot).toBe("2026-11-20T11:00:00.000Z");
+  });
+});
+
+describe("exactly-once ticking from two processes", () => {
+  it("creates one run per due slot over a simulated week, no duplicates, none missing", async () => {
+    const s = await startTestService({}, { clock: { now: () => new Date("2026-11-01T00:00:00Z") } });
+    for (let i = 0; i < 20; i++) {
+      await s.call("POST", "/v1/clusters", { name: `edge-${i}`, labels: { env: "prod" }, kubeconfig: KC("https://127.0.0.1:1") });
+    }
+    const p = await s.call("POST", "/v1/policies", { name: "hourly", selector: { matchLabels: { env: "prod" } }, schedule: "@every 1h", spread: "10m", retention: { last: 3 }, recipients: [RCPT] });
+    expect(p.status).toBe(201);
+    const db = join(s.dir, "data", "catalog.db");
+    await s.close();
+    // Two tickers over the same file: one on the hour, one every 20 minutes, both for a week.
+    const tick = (every: string, start: string) =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/entry/cli.ts"), "tick", "--db", db, "--now", start, "--until", "2026-11-08T00:00:00Z", "--every", every], {
+          env: { ...process.env, ETCD_VAULT_DATA_DIR: join(s.dir, "tickers") },
+        });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (err += d));
+        child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`tick exited ${code}: ${err}`))));
+      });
+    const [a, b] = await Promise.all([tick("1h", "2026-11-01T00:00:00Z"), tick("20m", "2026-11-01T00:05:00Z")]);
+    const created = [...a.trim().split("\n"), ...b.trim().split("\n")].reduce((n, l) => n + JSON.parse(l).created, 0);
+    const sqlite = new Database(db, { readonly: true });
+    const rows = sqlite.prepare("select cluster, slot, not_before from runs where policy = 'hourly'").all() as Array<{ cluster: string; slot: number; not_before: number }>;
+    const dupes = sqlite.prepare("select count(*) as n from (select cluster, slot from runs group by cluster, slot having count(*) > 1)").get() as { n: number };
+    sqlite.close();
+    expect(dupes.n).toBe(0);
+    // The policy appeared at 2026-11-01T00:00Z: its first slot is 01:00; the last due one is
+    // the slot whose offset has elapsed by the final tick at 2026-11-08T00:00Z.
+    const hour = 3_600_000;
+    const start = Date.parse("2026-11-01T01:00:00Z");
+    const end = Date.parse("2026-11-08T00:00:00Z");
+    let expected = 0;
+    for (const r of rows) {
+      expect(r.slot % hour).toBe(0);
+      expect(r.not_before - r.slot).toBeLessThan(10 * 60_000);
+    }
+    const byCluster = new Map<string, number[]>();
+    for (const r of rows) byCluster.set(r.cluster, [...(byCluster.get(r.cluster) ?? []), r.slot]);
+    expect(byCluster.size).toBe(20);
+    for (const [cluster, slots] of byCluster) {
+      const offset = rows.find((r) => r.cluster === cluster)!.not_before - rows.find((r) => r.cluster === cluster)!.slot;
+      const want: number[] = [];
+      for (let t = start; t + offset <= end; t += hour) want.push(t);
+      expect(slots.sort((x, y) => x - y), cluster).toEqual(want);
+      expected += want.length;
+    }
+    expect(rows.length).toBe(expected);
+    expect(created).toBe(expected);
+    await s.stop();
+  }, 120_000);
+});
+
+describe("scheduled backups and leases with real parts", () => {
+  let f: Fleet;
+  let s: TestService;
+  let now = Date.parse("2026-11-20T10:00:00Z");
+  beforeAll(async () => {
+    f = await startFleet({ keys: 50 });
+    s = await startTestService({ ETCD_VAULT_SCHEDULER: "on", ETCD_VAULT_LEASE: "3s" }, { clock: { now: () => new Date(now) } });
+    await registerFleet(s, f, "prod-a", { env: "prod" });
+    await s.call("POST", "/v1/clusters", { name: "dev-a", labels: { env: "dev" }, kubeconfig: f.sim.kubeconfig, recipients: [f.recipient] });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await f?.stop();
+  });
+
+  it("a policy over labelled clusters yields one scheduled backup per slot as the clock moves", async () => {
+    const p = await s.call("POST", "/v1/policies", { name: "prod-hourly", selector: { matchLabels: { env: "prod" } }, schedule: "0 * * * *", retention: { last: 5 }, recipients: [f.recipient], target: "s3" });
+    expect(p.status).toBe(201);
+    // Creation at 10:00 does not fire the 10:00 slot.
+    expect((await s.call("POST", "/v1/tick")).json.created).toBe(0);
+    for (const hour of [11, 12]) {
+      now = Date.parse(`2026-11-20T${hour}:00:30Z`);
+      const t1 = (await s.call("POST", "/v1/tick")).json;
+      const t2 = (await s.call("POST", "/v1/tick")).json;
+      expect(t1.created).toBe(1);
+      expect(t2.created).toBe(0);
+      const runs = (await s.call("GET", "/v1/runs?policy=prod-hourly&limit=10")).json.items;
+      const run = await waitForRun(s, runs[0].id, (r) => r.state === "succeeded" || r.state === "failed");
+      expect(run.state).toBe("succeeded");
+      expect(run.slot).toBe(`2026-11-20T${hour}:00:00.000Z`);
+    }
+    const backups = (await s.call("GET", "/v1/backups?policy=prod-hourly")).json.items;
+    expect(backups).toHaveLength(2);
+    expect(backups.every((b: any) => b.cluster === "prod-a" && b.state === "available")).toBe(true);
+  });
+
+  it("re-queues a run whose runner stopped heart-beating; it is captured once", async () => {
+    // A runner that claims the run and then vanishes. Queue without waking the in-process
+    // runner and claim at once, so the ghost holds the lease.
+    const quiet = { ...s.svc, notifyWork: () => {} };
+    const queued = await enqueueRun(quiet, { kind: "capture", cluster: "dev-a", options: { target: "s3" } });
+    const claimed = await claimRun(quiet, "runner:ghost", { pool: null, anyPool: true });
+    expect(claimed?.id).toBe(queued.id);
+    const r = { json: { id: queued.id } };
+    const held = (await s.call("GET", `/v1/runs/${r.json.id}`)).json;
+    expect(held.lease.owner).toBe("runner:ghost");
+    expect(held.state).toBe("running");
+    now += 4_000; // lease (3 s) expired
+    const t = (await s.call("POST", "/v1/tick")).json;
+    expect(t.requeued).toBe(1);
+    const done = await waitForRun(s, r.json.id, (x) => x.state === "succeeded" || x.state === "failed");
+    expect(done.state).toBe("succeeded");
+    expect(done.attempt).toBe(2);
+    const mine = (await s.call("GET", "/v1/backups?cluster=dev-a")).json.items.filter((b: any) => b.runId === r.json.id);
+    expect(mine.filter((b: any) => b.state === "available")).toHaveLength(1);
+  });
+});
