@@ -69,9 +69,11 @@ async function* generate(hash: ReturnType<typeof createHash> | null): AsyncGener
 const store = new S3BlobStore(s3StoreOptionsFor({ endpoint }, bucket, { partSize, queueSize }));
 const baselineRss = process.memoryUsage().rss;
 const sentHash = verify ? createHash("sha256") : null;
+const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const info = await store.put("bench/upload.bin", generate(sentHash));
 const seconds = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
 const maxRssKiB = process.resourceUsage().maxRSS;
 
 let verified: boolean | null = null;
@@ -93,6 +95,8 @@ process.stdout.write(
     sizeBytes: info.size,
     seconds: Number(seconds.toFixed(2)),
     MiBps: Number((info.size / MiB / seconds).toFixed(1)),
+    /** CPU of the uploading process (user + system) during the upload. */
+    cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
     maxRssMiB: Number((maxRssKiB / 1024).toFixed(1)),
     baselineRssMiB: Number((baselineRss / MiB).toFixed(1)),
     partSizeMiB: partSize / MiB,

@@ -59,6 +59,85 @@ async function drainFailing(exec: SnapshotExec): Promise<{ bytes: number; error:
 
 const access = new KubeClusterAccess({ clock: { now: () => NOW }, requestTimeoutMs: 5000 });
 
+describe("backpressure reaches the socket", () => {
+  const STREAM = 64 << 20;
+  let proc: ChildProcess;
+  let kubeconfig: string;
+  let dir: string;
+  beforeAll(async () => {
+    // The simulator runs in its own process so that only the client's memory is measured here.
+    dir = mkdtempSync(join(tmpdir(), "kube-access-bp-"));
+    writeFileSync(join(dir, "sim.json"), JSON.stringify({ nodes: [masterNode("m1", "10.0.0.1")], pods: [etcdPod("m1", { exec: [{ run: randomBytesCommand(STREAM) }] }), etcdPod("m2", { exec: [{ run: randomBytesCommand(1 << 20) }] })] }));
+    proc = spawn(join(ROOT, "node_modules/.bin/tsx"), [join(ROOT, "test/support/kube-sim-main.ts"), "--config", join(dir, "sim.json")], { stdio: ["ignore", "pipe", "inherit"] });
+    const line = await new Promise<string>((resolve) => createInterface({ input: proc.stdout! }).once("line", resolve));
+    kubeconfig = readFileSync((JSON.parse(line) as { kubeconfigPath: string }).kubeconfigPath, "utf8");
+    // Warm up TLS, client-node and ws (with a small stream) so the baseline includes them.
+    const warm = await access.execSnapshot(conn(kubeconfig), "etcd-m2", { idleTimeoutMs: 10_000 });
+    await drain(warm);
+  });
+  afterAll(async () => {
+    if (proc && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // RSS includes Buffers that are dead but not yet collected (V8 collects external memory lazily),
+  // so alongside it we sample what is actually retained: arrayBuffers right after a forced GC.
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+
+  /**
+   * Consumes at 1 MiB per 100 ms (~10 MiB/s); returns the peak RSS growth over the baseline and the
+   * peak of Buffer memory still alive after a GC.
+   */
+  async function slowConsume(a: KubeClusterAccess): Promise<{ growth: number; retained: number; bytes: number; ms: number }> {
+    gc();
+    const baseline = process.memoryUsage().rss;
+    const baseBuffers = process.memoryUsage().arrayBuffers;
+    let retained = 0;
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const t0 = Date.now();
+    const exec = await a.execSnapshot(conn(kubeconfig), "etcd-m1", { idleTimeoutMs: 10_000 });
+    let bytes = 0;
+    let budget = 0;
+    // A Readable's iterator hands over everything buffered at once, so pace by bytes, not chunks.
+    for await (const chunk of exec.stdout) {
+      bytes += chunk.length;
+      budget += chunk.length;
+      while (budget >= 1 << 20) {
+        budget -= 1 << 20;
+        await new Promise((r) => setTimeout(r, 100));
+        gc();
+        retained = Math.max(retained, process.memoryUsage().arrayBuffers - baseBuffers);
+      }
+    }
+    await exec.done;
+    clearInterval(sampler);
+    return { growth: peak - baseline, retained, bytes, ms: Date.now() - t0 };
+  }
+
+  it("a slow consumer keeps RSS growth bounded (socket paused, not frames queued)", async () => {
+    const r = await slowConsume(access);
+    console.log(`paused: ${r.bytes / 2 ** 20} MiB in ${r.ms} ms, peak RSS growth ${mib(r.growth)} MiB, retained ≤ ${mib(r.retained)} MiB`);
+    expect(r.bytes).toBe(STREAM);
+    expect(r.ms).toBeGreaterThan(5000); // the consumer really was slow
+    expect(r.growth).toBeLessThan(64 << 20);
+    expect(r.retained).toBeLessThan(8 << 20); // the 1 MiB queue plus frames in flight, not the stream
+  });
+
+  it("for contrast: with a buffer as large as the stream (never pausing), the stream queues up in memory", async () => {
+    const r = await slowConsume(new KubeClusterAccess({ execHighWaterMark: 1 << 30 }));
+    console.log(`not paused: peak RSS growth ${mib(r.growth)} MiB, retained ≤ ${mib(r.retained)} MiB`);
+    expect(r.bytes).toBe(STREAM);
+    expect(r.ms).toBeGreaterThan(5000);
+    expect(r.retained).toBeGreaterThan(40 << 20);
+  });
+});
+
 describe("version parsing", () => {
   it("takes the etcd version from an image tag, not from digests or hash tags", () => {
     expect(versionFromImage("registry.k8s.io/etcd:3.5.16-0")).toBe("3.5.16");
@@ -336,84 +415,5 @@ describe("snapshot exec", () => {
     await expect(d.done).rejects.toMatchObject({ code: "cancelled" });
     await expect.poll(() => sim.execs.filter((e) => e.pod === "etcd-endless").every((e) => e.outcome === "client-closed")).toBe(true);
     await sim.idle(); // every child was killed
-  });
-});
-
-describe("backpressure reaches the socket", () => {
-  const STREAM = 64 << 20;
-  let proc: ChildProcess;
-  let kubeconfig: string;
-  let dir: string;
-  beforeAll(async () => {
-    // The simulator runs in its own process so that only the client's memory is measured here.
-    dir = mkdtempSync(join(tmpdir(), "kube-access-bp-"));
-    writeFileSync(join(dir, "sim.json"), JSON.stringify({ nodes: [masterNode("m1", "10.0.0.1")], pods: [etcdPod("m1", { exec: [{ run: randomBytesCommand(STREAM) }] }), etcdPod("m2", { exec: [{ run: randomBytesCommand(1 << 20) }] })] }));
-    proc = spawn(join(ROOT, "node_modules/.bin/tsx"), [join(ROOT, "test/support/kube-sim-main.ts"), "--config", join(dir, "sim.json")], { stdio: ["ignore", "pipe", "inherit"] });
-    const line = await new Promise<string>((resolve) => createInterface({ input: proc.stdout! }).once("line", resolve));
-    kubeconfig = readFileSync((JSON.parse(line) as { kubeconfigPath: string }).kubeconfigPath, "utf8");
-    // Warm up TLS, client-node and ws (with a small stream) so the baseline includes them.
-    const warm = await access.execSnapshot(conn(kubeconfig), "etcd-m2", { idleTimeoutMs: 10_000 });
-    await drain(warm);
-  });
-  afterAll(async () => {
-    if (proc && proc.exitCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  // RSS includes Buffers that are dead but not yet collected (V8 collects external memory lazily),
-  // so alongside it we sample what is actually retained: arrayBuffers right after a forced GC.
-  setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as () => void;
-
-  /**
-   * Consumes at 1 MiB per 100 ms (~10 MiB/s); returns the peak RSS growth over the baseline and the
-   * peak of Buffer memory still alive after a GC.
-   */
-  async function slowConsume(a: KubeClusterAccess): Promise<{ growth: number; retained: number; bytes: number; ms: number }> {
-    gc();
-    const baseline = process.memoryUsage().rss;
-    const baseBuffers = process.memoryUsage().arrayBuffers;
-    let retained = 0;
-    let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-    const t0 = Date.now();
-    const exec = await a.execSnapshot(conn(kubeconfig), "etcd-m1", { idleTimeoutMs: 10_000 });
-    let bytes = 0;
-    let budget = 0;
-    // A Readable's iterator hands over everything buffered at once, so pace by bytes, not chunks.
-    for await (const chunk of exec.stdout) {
-      bytes += chunk.length;
-      budget += chunk.length;
-      while (budget >= 1 << 20) {
-        budget -= 1 << 20;
-        await new Promise((r) => setTimeout(r, 100));
-        gc();
-        retained = Math.max(retained, process.memoryUsage().arrayBuffers - baseBuffers);
-      }
-    }
-    await exec.done;
-    clearInterval(sampler);
-    return { growth: peak - baseline, retained, bytes, ms: Date.now() - t0 };
-  }
-
-  it("a slow consumer keeps RSS growth bounded (socket paused, not frames queued)", async () => {
-    const r = await slowConsume(access);
-    console.log(`paused: ${r.bytes / 2 ** 20} MiB in ${r.ms} ms, peak RSS growth ${mib(r.growth)} MiB, retained ≤ ${mib(r.retained)} MiB`);
-    expect(r.bytes).toBe(STREAM);
-    expect(r.ms).toBeGreaterThan(5000); // the consumer really was slow
-    expect(r.growth).toBeLessThan(64 << 20);
-    expect(r.retained).toBeLessThan(8 << 20); // the 1 MiB queue plus frames in flight, not the stream
-  });
-
-  it("for contrast: with a buffer as large as the stream (never pausing), the stream queues up in memory", async () => {
-    const r = await slowConsume(new KubeClusterAccess({ execHighWaterMark: 1 << 30 }));
-    console.log(`not paused: peak RSS growth ${mib(r.growth)} MiB, retained ≤ ${mib(r.retained)} MiB`);
-    expect(r.bytes).toBe(STREAM);
-    expect(r.ms).toBeGreaterThan(5000);
-    expect(r.retained).toBeGreaterThan(40 << 20);
   });
 });

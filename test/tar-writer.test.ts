@@ -87,7 +87,7 @@ describe("tar writer", () => {
 
     for await (const e of readTar([readFileSync(file)])) expect(e.name).toBe(name);
 
-    expect(() => tarStream([{ name: `${"a/".repeat(150)}x`, mode: 0o644, mtime, size: 0, body: new Uint8Array(0) }])).toThrow(/255|split/);
+    expect(() => tarStream([{ name: `${"a/".repeat(150)}x`, mode: 0o644, mtime, size: 0, body: new Uint8Array(0) }])).toThrow(/at most 256/);
     expect(() => tarStream([{ name: `${"z".repeat(101)}`, mode: 0o644, mtime, size: 0, body: new Uint8Array(0) }])).toThrow(/split/);
     expect(() => tarStream([{ name: "../etc/passwd", mode: 0o644, mtime, size: 0, body: new Uint8Array(0) }])).toThrow(/safe/);
   });

@@ -77,12 +77,12 @@ const summary = (rs: RecordedRequest[]) => rs.map((r) => `${r.operation}${r.quer
 
 describe("round trips through s3rver", () => {
   it.each([
-    { n: 0, parts: 0 },
-    { n: 1, parts: 0 },
+    { label: "0 B", n: 0, parts: 0 },
+    { label: "1 B", n: 1, parts: 0 },
     // Exactly one part: still a single PutObject (the reader looks one chunk ahead).
-    { n: 8 * MiB, parts: 0 },
-    { n: 20 * MiB + 3, parts: 3 },
-  ])("$n bytes ($parts parts)", async ({ n, parts }) => {
+    { label: "exactly 8 MiB", n: 8 * MiB, parts: 0 },
+    { label: "20 MiB + 3 B", n: 20 * MiB + 3, parts: 3 },
+  ])("$label: $parts UploadParts", async ({ n, parts }) => {
     const store = storeFor();
     const data = randomBytes(n);
     const key = "c1/2026/01/05/01JBACKUP.db.age";
@@ -291,7 +291,7 @@ describe("faults", () => {
       const e = await failure(call());
       expect(e.code).toBe("storage_failed");
       // inspect() follows `cause`: the SDK's own error carries the raw request, token included.
-      for (const text of [e.message, String(e.stack), JSON.stringify(e), inspect(e, { depth: 20 })]) {
+      for (const text of [e.message, String(e.stack), JSON.stringify(e), inspect(e, { depth: 20, showHidden: true })]) {
         expect(text).not.toContain(secret);
         expect(text).not.toContain("SESSION-TOKEN-VALUE");
       }
@@ -374,7 +374,7 @@ describe("what goes on the wire", () => {
     await store.put("locked.json", chunks(Buffer.from("{}")), { lockMode: "GOVERNANCE", lockUntil: until });
     await store.put("locked.db.age", chunks(randomBytes(9 * MiB)), { lockMode: "COMPLIANCE", lockUntil: until });
     await store.put("free.json", chunks(Buffer.from("{}")), { lockMode: null, lockUntil: null });
-    const [put, , free] = proxy.ops("PutObject");
+    const [put, free] = proxy.ops("PutObject");
     expect(put!.headers["x-amz-object-lock-mode"]).toBe("GOVERNANCE");
     expect(put!.headers["x-amz-object-lock-retain-until-date"]).toBe("2027-03-01T00:00:00Z");
     // S3 demands an integrity header on PUTs that set a retention; with checksums off: MD5.
@@ -462,7 +462,7 @@ describe("memory", () => {
     // A source allocating a fresh 64 KiB buffer per chunk (like exec frames): its garbage waits
     // for V8's next collection, still nowhere near the object size.
     const fresh = await runBench(["--size", "256MiB", "--source", "fresh"]);
+    expect(fresh.sizeBytes).toBe(256 * MiB);
     expect(fresh.maxRssMiB - fresh.baselineRssMiB).toBeLessThan(80);
-    expect(fresh.maxRssMiB).toBeLessThan(160);
   });
 });

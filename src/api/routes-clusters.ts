@@ -10,7 +10,8 @@ import {
 } from "../services/clusters.js";
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
-import { Cluster, ClusterCreate, ClusterPatch, ListQuery, NameParam, errorResponses, jsonBody, jsonOk, page } from "./schemas.js";
+import { DiscoveryQueued } from "../services/runner-handoff.js";
+import { Cluster, ClusterCreate, ClusterPatch, ListQuery, NameParam, Run, errorResponses, jsonBody, jsonOk, page } from "./schemas.js";
 
 export function clusterRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(
@@ -88,9 +89,21 @@ export function clusterRoutes(app: OpenAPIHono<AppEnv>): void {
       tags: ["clusters"],
       middleware: [requireRole("operator")],
       request: { params: NameParam },
-      responses: { 200: jsonOk(Cluster, "Facts refreshed"), 502: errorResponses[400], ...errorResponses },
+      responses: {
+        200: jsonOk(Cluster, "Facts refreshed"),
+        202: jsonOk(Run, "Handed to a runner that did not finish within 20 s (Worker edition); poll the run"),
+        502: errorResponses[400],
+        ...errorResponses,
+      },
     }),
-    async (c) => c.json(await discoverCluster(c.get("ctx"), c.req.valid("param").name), 200),
+    async (c) => {
+      try {
+        return c.json(await discoverCluster(c.get("ctx"), c.req.valid("param").name), 200);
+      } catch (e) {
+        if (e instanceof DiscoveryQueued) return c.json(e.run, 202);
+        throw e;
+      }
+    },
   );
 }
 

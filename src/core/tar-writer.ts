@@ -6,10 +6,10 @@
 //   per entry: a 512-byte header, then the body padded with zeros to a multiple of 512;
 //   at the end: two 512-byte zero blocks.
 // Names longer than 100 bytes are split at a '/' into the 155-byte prefix field and the 100-byte
-// name field (so at most 255 bytes). Sizes above the 11-octal-digit limit (8 GiB - 1, reachable:
-// etcd's quota is up to 8 GiB and age adds 16 bytes per 64 KiB) get a POSIX.1-2001 pax `size`
-// record in front of the header, and the header's own size field carries the GNU base-256 form
-// so that readers without pax support still skip the body correctly.
+// name field (at most 155 + '/' + 100 = 256 bytes). Sizes above the 11-octal-digit limit
+// (8 GiB - 1, reachable: etcd's quota is up to 8 GiB and age adds 16 bytes per 64 KiB) get a
+// POSIX.1-2001 pax `size` record in front of the header, and the header's own size field carries
+// the GNU base-256 form so that readers without pax support still skip the body correctly.
 
 import { invalidInput, VaultError } from "./errors.js";
 
@@ -216,7 +216,7 @@ function normalizedName(entry: TarEntry): string {
 function splitName(name: string): { prefix: string; base: string } {
   const bytes = encoder.encode(name).length;
   if (bytes <= 100) return { prefix: "", base: name };
-  if (bytes > 256) throw invalidInput("name", `'${name.slice(0, 40)}…' is ${bytes} bytes; ustar holds at most 255`);
+  if (bytes > 256) throw invalidInput("name", `'${name.slice(0, 40)}…' is ${bytes} bytes; ustar holds at most 256`);
   // Try every '/' (ignoring a directory's trailing one) and keep the first split that fits.
   const searchEnd = name.endsWith("/") ? name.length - 1 : name.length;
   for (let i = name.lastIndexOf("/", searchEnd - 1); i > 0; i = name.lastIndexOf("/", i - 1)) {

@@ -1,29 +1,37 @@
 // Commands beyond serve/migrate, kept here so cli.ts stays small. Each module is loaded only
-// when its command runs.
+// when its command runs (or its --help is asked for).
 export interface Command {
   summary: string;
-  usage: string;
+  usage: string | (() => Promise<string>);
   /** Exit code; a negative value means "keep running" (servers). */
   run(args: string[]): Promise<number>;
 }
 
-const lazy = (summary: string, usage: string, load: () => Promise<Command>): Command => ({
+export async function usageOf(cmd: Command): Promise<string> {
+  return typeof cmd.usage === "string" ? cmd.usage : cmd.usage();
+}
+
+const lazy = (summary: string, load: () => Promise<Command>): Command => ({
   summary,
-  usage,
+  usage: async () => usageOf(await load()),
   run: async (args) => (await load()).run(args),
 });
 
 export const extraCommands: Record<string, Command> = {
   tick: lazy(
     "run one scheduler tick (via the API with --server, or on a SQLite file with --db)",
-    `etcd-vault tick --server URL            token from ETCD_VAULT_TOKEN (operator or admin)
-etcd-vault tick --db FILE [--now TIME]   tick a local catalog directly (TIME: RFC 3339, default now)
-  [--until TIME --every DURATION]        replay: tick repeatedly from --now to --until`,
     async () => (await import("./tick-command.js")).tickCommand,
   ),
+  verify: lazy("check a restore bundle: sums, decryption, plaintext hash and etcd trailer", async () => {
+    const { runVerify, VERIFY_USAGE } = await import("./verify-command.js");
+    return {
+      summary: "check a restore bundle",
+      usage: VERIFY_USAGE,
+      run: (args) => runVerify(args, { stdout: process.stdout, stderr: process.stderr, isTTY: Boolean(process.stderr.isTTY) }),
+    };
+  }),
   runner: lazy(
     "execute captures and discoveries for a control plane (remote runner)",
-    "etcd-vault runner --server URL [--pool NAME] [--concurrency N] [--name NAME]   (token: ETCD_VAULT_RUNNER_TOKEN)",
     async () => (await import("./runner-command.js")).runnerCommand,
   ),
 };

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { ConfigError, loadConfig } from "./config.js";
 import { VERSION } from "./version.js";
 
-import { extraCommands, type Command } from "./cli-commands.js";
+import { extraCommands, usageOf, type Command } from "./cli-commands.js";
 
 const commands: Record<string, Command> = {
   serve: {
@@ -75,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(`${cmd.usage}\n`);
+    process.stdout.write(`${await usageOf(cmd)}\n`);
     return 0;
   }
   try {
@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const code = (e as { code?: string }).code;
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" || code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
-      process.stderr.write(`etcd-vault ${name}: ${(e as Error).message}\n\n${cmd.usage}\n`);
+      process.stderr.write(`etcd-vault ${name}: ${(e as Error).message}\n\n${await usageOf(cmd)}\n`);
       return 2;
     }
     process.stderr.write(`etcd-vault ${name}: ${(e as Error).message}\n`);

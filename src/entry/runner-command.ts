@@ -11,12 +11,13 @@ import { createLogger } from "./logger.js";
 
 export const runnerCommand: Command = {
   summary: "execute captures and discoveries for a control plane (remote runner)",
-  usage: `etcd-vault runner --server URL [--pool NAME] [--concurrency N] [--name NAME]
+  usage: `etcd-vault runner --server URL [--pool NAME] [--concurrency N] [--name NAME] [--part-size SIZE]
 
   --server URL       the control plane (Node edition or Worker)
   --pool NAME        informational: the pool is bound to the runner token
   --concurrency N    captures at once (default 2)
   --name NAME        runner name in leases and logs (default <hostname>-<pid>)
+  --part-size SIZE   upload part size, 5m..64m (default: what the control plane recommends, 16m)
 
 Environment: ETCD_VAULT_RUNNER_TOKEN (required, a runner token), ETCD_VAULT_EXEC_IDLE_TIMEOUT (60s).
 SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then exit.`,
@@ -28,6 +29,7 @@ SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then ex
         pool: { type: "string" },
         concurrency: { type: "string" },
         name: { type: "string" },
+        "part-size": { type: "string" },
         token: { type: "string" },
       },
     });
@@ -38,9 +40,10 @@ SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then ex
     const concurrency = values.concurrency ? Number(values.concurrency) : 2;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error("--concurrency must be 1..64");
     const name = values.name ?? `${hostname()}-${process.pid}`;
+    const partBytes = values["part-size"] ? parseSize(values["part-size"]) : undefined;
     const log = createLogger((process.env.ETCD_VAULT_LOG_LEVEL as never) ?? "info").child({ runner: name });
     const runner = new Runner({
-      backend: httpBackend({ server: values.server, token, runner: name, log }),
+      backend: httpBackend({ server: values.server, token, runner: name, log, partBytes }),
       access: new KubeClusterAccess({ log }),
       log,
       concurrency,
@@ -61,3 +64,11 @@ SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then ex
     return 0;
   },
 };
+
+function parseSize(text: string): number {
+  const m = /^(\d+)([kmg]?)i?b?$/i.exec(text.trim());
+  if (!m) throw new Error(`--part-size: '${text}' is not a size like 8m`);
+  const n = Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  if (n < 5 * 1024 ** 2 || n > 64 * 1024 ** 2) throw new Error("--part-size must be from 5m to 64m (S3 part limits and the control plane's body limit)");
+  return n;
+}

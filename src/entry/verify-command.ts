@@ -230,7 +230,7 @@ function judge(parts: BundleParts): string {
 
 function describe(backup: Backup, json: string, s: StreamResult): string {
   const full = JSON.parse(json) as Backup;
-  const v = restoreView({ ...full, facts: (full.facts ?? null) as Backup["facts"] });
+  const v = restoreView({ ...full, facts: typeof full.facts === "object" ? full.facts : null });
   const masters = v.masters.filter((m) => !m.placeholder);
   const lines = [
     `cluster          ${backup.cluster}`,

@@ -12,6 +12,7 @@ import type { ClusterConnection } from "../core/ports.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
 import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+import { DiscoveryQueued } from "./runner-handoff.js";
 
 export interface ClusterView {
   name: string;
@@ -221,6 +222,13 @@ export async function discoverCluster(ctx: RequestContext, name: string): Promis
   try {
     facts = await ctx.access.discover(await connectionFor(ctx, row));
   } catch (e) {
+    // Worker edition: handed to a runner that did not finish in time; the route answers 202.
+    if (e instanceof DiscoveryQueued) {
+      await ctx.catalog.atomically([
+        auditStatement(ctx, { action: "cluster.discover", subject: `cluster/${name}`, outcome: "queued", detail: { run: e.run.id } }),
+      ]);
+      throw e;
+    }
     await ctx.catalog.atomically([
       auditStatement(ctx, {
         action: "cluster.discover",

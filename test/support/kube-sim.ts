@@ -93,7 +93,7 @@ export interface ExecRecord {
   stderr: boolean;
   tty: boolean;
   protocol: string;
-  /** How it ended: `success`, `exit <n>`, `cut`, `client-closed`, `hang`, `no-rule`, `spawn-error`. */
+  /** How it ended: `success`, `exit <n>`, `cut`, `client-closed`, `no-rule`, `spawn-error`; `hang` while hanging. */
   outcome: string | null;
   stdoutBytes: number;
 }
@@ -548,7 +548,13 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
     kubeconfigWith: (o) => makeKubeconfig({ server: o.server ?? url, caPem: o.caPem ?? ca.certPem, token: o.token ?? token, contextName: o.contextName }),
     idle: () => (children.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
     async close() {
-      for (const c of children) if (c.pid !== undefined) try { process.kill(-c.pid, "SIGKILL"); } catch { /* gone */ }
+      for (const c of children) {
+        try {
+          if (c.pid !== undefined) process.kill(-c.pid, "SIGKILL");
+        } catch {
+          /* already gone */
+        }
+      }
       for (const ws of sockets) ws.terminate();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -41,7 +41,7 @@ export function restoreView(backup: Backup): RestoreView {
   const facts = backup.facts;
   if (!facts) warnings.push("The backup carries no cluster facts: node names, addresses and topology are unknown.");
 
-  const rawVersion = backup.etcd.version ?? facts?.etcdVersion ?? null;
+  const rawVersion = [backup.etcd?.version, facts?.etcdVersion].find((x) => typeof x === "string") ?? null;
   const vm = rawVersion === null ? null : /^v?(\d+)\.(\d+)\.(\d+)/.exec(rawVersion.trim());
   if (!vm) {
     warnings.push(
@@ -51,14 +51,15 @@ export function restoreView(backup: Backup): RestoreView {
     );
   }
 
-  const pods = facts?.etcdPods ?? [];
+  // backup.json may come from an older or hand-edited record: tolerate odd shapes, never crash.
+  const pods = Array.isArray(facts?.etcdPods) ? facts.etcdPods : [];
   const masters: RestoreMaster[] = [];
-  for (const m of facts?.masters ?? []) {
-    if (!NODE_NAME.test(m.name)) {
+  for (const m of Array.isArray(facts?.masters) ? facts.masters : []) {
+    if (typeof m?.name !== "string" || !NODE_NAME.test(m.name)) {
       warnings.push(`Skipped a master whose recorded name is not a valid node name.`);
       continue;
     }
-    const ipKnown = m.internalIP !== null && isIP(m.internalIP);
+    const ipKnown = typeof m.internalIP === "string" && isIP(m.internalIP);
     if (!ipKnown) warnings.push(`The InternalIP of master \`${m.name}\` is unknown: \`<IP_OF_${m.name}>\` stands for it.`);
     const pod = pods.find((p) => p.node === m.name);
     masters.push({

@@ -1,0 +1,165 @@
+// Remote runners as real processes against a Node control plane: captures once, survives a
+// runner killed mid-capture, keeps pools apart, refuses uploads from runners without the lease,
+// and never logs a kubeconfig.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serve, type ServerType } from "@hono/node-server";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startTestService, type TestService } from "./helpers/service.js";
+import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
+import { startCli, type CliProcess } from "./helpers/processes.js";
+import { freePort } from "./support/etcd.js";
+
+let f: Fleet;
+let s: TestService;
+let server: ServerType;
+let url: string;
+const runners: CliProcess[] = [];
+let tokenA: string;
+let slowFile: string;
+
+const slowPipe = (file: string): string[] => [
+  "bash",
+  "-c",
+  // 1 MiB every 150 ms: slow enough to kill a runner mid-capture.
+  'size=$(stat -c %s "$1"); n=$(( (size + 1048575) / 1048576 )); for ((i=0;i<n;i++)); do dd if="$1" bs=1048576 skip=$i count=1 status=none; sleep 0.15; done',
+  "slow-pipe",
+  file,
+];
+
+beforeAll(async () => {
+  f = await startFleet({ keys: 100 });
+  s = await startTestService({ ETCD_VAULT_SCHEDULER: "off", ETCD_VAULT_LEASE: "3s" });
+  const port = await freePort();
+  server = serve({ fetch: s.app.fetch, port, hostname: "127.0.0.1" });
+  url = `http://127.0.0.1:${port}`;
+  await registerFleet(s, f, "main", { env: "prod" });
+  await s.call("PATCH", "/v1/clusters/main", { pool: "a" });
+  await s.call("POST", "/v1/clusters", { name: "other", pool: "b", kubeconfig: f.sim.kubeconfig, recipients: [f.recipient] });
+  tokenA = (await s.call("POST", "/v1/tokens", { name: "runners-a", role: "runner", pool: "a" })).json.token;
+  // A ~12 MiB snapshot streamed slowly, uploaded in 5 MiB parts.
+  await f.etcd.fillTo(12 * 1024 * 1024, { valueSize: 256 * 1024 });
+  const db = join(f.dir, "slow.db");
+  await f.etcd.snapshotTo(db);
+  const { createHash } = await import("node:crypto");
+  const { readFileSync } = await import("node:fs");
+  slowFile = join(f.dir, "slow-stream.bin");
+  const bytes = readFileSync(db);
+  writeFileSync(slowFile, Buffer.concat([bytes, createHash("sha256").update(bytes).digest()]));
+  for (const name of ["runner-1", "runner-2"]) {
+    runners.push(startCli(["runner", "--server", url, "--name", name, "--part-size", "5m", "--concurrency", "1"], { ETCD_VAULT_RUNNER_TOKEN: tokenA }));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const r of runners) r.kill("SIGKILL");
+  server?.close();
+  await s?.stop();
+  await f?.stop();
+});
+
+describe("remote runners", () => {
+  it("captures a manual backup once, through the control plane", async () => {
+    const r = await s.call("POST", "/v1/clusters/main/backups", { target: "s3" });
+    expect(r.status).toBe(202);
+    const run = await waitForRun(s, r.json.id, (x) => x.state === "succeeded" || x.state === "failed");
+    expect(run.state).toBe("succeeded");
+    expect(run.lease).toBeNull();
+    const backups = (await s.call("GET", "/v1/backups?cluster=main")).json.items.filter((b: any) => b.runId === run.id);
+    expect(backups).toHaveLength(1);
+    expect(backups[0].state).toBe("available");
+    expect(f.sim.execs.filter((e) => e.argv.includes("pipe")).length).toBe(1);
+  });
+
+  it("never hands a pool-b cluster to pool-a runners", async () => {
+    const r = await s.call("POST", "/v1/clusters/other/backups", { target: "s3" });
+    expect(r.status).toBe(202);
+    await new Promise((res) => setTimeout(res, 3000));
+    const run = (await s.call("GET", `/v1/runs/${r.json.id}`)).json;
+    expect(run.state).toBe("queued");
+    expect(run.lease).toBeNull();
+    await s.call("POST", `/v1/runs/${r.json.id}/cancel`);
+  });
+
+  it("a runner killed mid-capture: the lease expires, the other runner captures, nothing stray", async () => {
+    f.sim.config.pods![0]!.exec = [{ argvIncludes: ["pipe"], run: slowPipe(slowFile) }];
+    f.proxy.clearRecords();
+    const r = await s.call("POST", "/v1/clusters/main/backups", { target: "s3" });
+    // Wait until the first part has reached S3, then kill whoever holds the lease.
+    let run: any;
+    for (let i = 0; i < 200; i++) {
+      run = (await s.call("GET", `/v1/runs/${r.json.id}`)).json;
+      if (run.state === "running" && f.proxy.ops("UploadPart").length >= 1) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(run.state).toBe("running");
+    const victimName = run.lease.owner.split(":").pop();
+    const victim = runners.find((p) => p.child.spawnargs.includes(victimName))!;
+    const survivor = runners.find((p) => p !== victim)!;
+    const firstUpload = f.proxy.ops("UploadPart")[0]!.query.uploadId;
+    expect(firstUpload).toBeTruthy();
+    victim.kill("SIGKILL");
+    await victim.exited;
+    // Lease 3 s; the tick re-queues the run and aborts the dead attempt's upload.
+    await new Promise((res) => setTimeout(res, 3500));
+    const t = (await s.call("POST", "/v1/tick")).json;
+    expect(t.requeued).toBe(1);
+    const done = await waitForRun(s, r.json.id, (x) => x.state === "succeeded" || x.state === "failed", 60_000);
+    expect(done.state).toBe("succeeded");
+    expect(done.attempt).toBe(2);
+    expect(done.lease).toBeNull();
+    const mine = (await s.call("GET", "/v1/backups?cluster=main&limit=50")).json.items.filter((b: any) => b.runId === r.json.id);
+    expect(mine.filter((b: any) => b.state === "available")).toHaveLength(1);
+    expect(mine.filter((b: any) => b.state === "failed")).toHaveLength(1);
+    const aborts = f.proxy.ops("AbortMultipartUpload").map((a) => a.query.uploadId);
+    expect(aborts).toContain(firstUpload);
+    expect(survivor.output()).toContain(r.json.id);
+    // Restore a live second runner for the remaining tests.
+    runners.splice(runners.indexOf(victim), 1);
+    runners.push(startCli(["runner", "--server", url, "--name", "runner-3", "--part-size", "5m"], { ETCD_VAULT_RUNNER_TOKEN: tokenA }));
+    f.sim.config.pods![0]!.exec = [f.pipeRule()];
+  });
+
+  it("refuses uploads without the lease, and parts after a lost lease", async () => {
+    const ghost = (await s.call("POST", "/v1/tokens", { name: "ghost", role: "runner", pool: "b" })).json.token;
+    const headers = { authorization: `Bearer ${ghost}`, "x-etcd-vault-runner": "ghost", "content-type": "application/json" };
+    // A run that another runner holds (or held): 409.
+    const someRun = (await s.call("GET", "/v1/runs?cluster=main&limit=1")).json.items[0];
+    let res = await fetch(`${url}/v1/runners/runs/${someRun.id}/parts/1`, { method: "PUT", headers: { ...headers, "content-type": "application/octet-stream" }, body: new Uint8Array(10) });
+    expect(res.status).toBe(409);
+    // The ghost claims a pool-b run, then loses its lease by not heart-beating.
+    const q = await s.call("POST", "/v1/clusters/other/backups", { target: "s3" });
+    res = await fetch(`${url}/v1/runners/claim`, { method: "POST", headers, body: JSON.stringify({ waitSeconds: 5 }) });
+    expect(res.status).toBe(200);
+    const job = await res.json();
+    expect(job.run.id).toBe(q.json.id);
+    expect(job.cluster.kubeconfig).toContain("current-context");
+    await new Promise((r) => setTimeout(r, 3500));
+    expect((await s.call("POST", "/v1/tick")).json.requeued).toBe(1);
+    f.proxy.clearRecords();
+    res = await fetch(`${url}/v1/runners/runs/${q.json.id}/parts/1`, { method: "PUT", headers: { ...headers, "content-type": "application/octet-stream" }, body: new Uint8Array(1024) });
+    expect(res.status).toBe(409);
+    expect(f.proxy.ops("UploadPart")).toHaveLength(0);
+    res = await fetch(`${url}/v1/runners/runs/${q.json.id}/heartbeat`, { method: "POST", headers });
+    expect(res.status).toBe(409);
+    await s.call("POST", `/v1/runs/${q.json.id}/cancel`);
+  });
+
+  it("a runner token can call nothing else, and runner logs never hold a kubeconfig", async () => {
+    const res = await fetch(`${url}/v1/clusters`, { headers: { authorization: `Bearer ${tokenA}` } });
+    expect(res.status).toBe(403);
+    expect((await res.json()).error.code).toBe("forbidden");
+    const logs = runners.map((r) => r.output()).join("\n");
+    expect(logs).toContain("claimed run");
+    expect(logs).not.toContain(f.sim.token);
+    expect(logs).not.toContain("certificate-authority-data");
+    expect(logs).not.toContain(tokenA);
+  });
+
+  it("stops on SIGTERM after finishing its work", async () => {
+    const r = runners[0]!;
+    r.kill("SIGTERM");
+    expect(await r.exited).toBe(0);
+    expect(r.output()).toContain("runner stopped");
+  });
+});
