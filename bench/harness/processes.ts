@@ -161,20 +161,41 @@ export async function startSimProcess(config: KubeSimConfig, dir: string): Promi
   return { url: info.url, pid: child.pid!, kubeconfig: readFileSync(info.kubeconfigPath, "utf8"), stop: () => stopChild(child) };
 }
 
-/** Runs `node --import tsx <script> args…` to completion; resolves with its stdout. */
-export function runTsx(script: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    track(child);
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : null;
+export interface TsxChild {
+  pid: number;
+  /** Resolves with the child's stdout once it exits with 0; rejects otherwise. */
+  done: Promise<string>;
+  /** Asks it to finish (SIGTERM) and waits for its output. */
+  finish(): Promise<string>;
+}
+
+/** Starts `node --import tsx <script> args…` (a benchmark helper) in its own process. */
+export function spawnTsx(script: string, args: string[], opts: { timeoutMs?: number } = {}): TsxChild {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  track(child);
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const timer = opts.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : null;
+  const done = new Promise<string>((resolve, reject) => {
     child.once("exit", (code, signal) => {
       if (timer) clearTimeout(timer);
       if (code === 0) resolve(out);
       else reject(new Error(`${script} failed (${code ?? signal}): ${err.trim().slice(-2000)}`));
     });
   });
+  return {
+    pid: child.pid!,
+    done,
+    finish() {
+      child.kill("SIGTERM");
+      return done;
+    },
+  };
+}
+
+/** Runs `node --import tsx <script> args…` to completion; resolves with its stdout. */
+export function runTsx(script: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
+  return spawnTsx(script, args, opts).done;
 }

@@ -15,6 +15,7 @@ import type { ServiceContext } from "../services/context.js";
 import type { Clock } from "../core/ports.js";
 import { ensureAdminToken } from "../services/tokens.js";
 import { createStoreResolver, ensureDefaultTarget } from "../services/targets.js";
+import { nodeStoreFactory } from "../vault/open-store.js";
 import type { Config } from "./config.js";
 import { createLogger } from "./logger.js";
 import { loadMasterKeys } from "./master-key.js";
@@ -59,7 +60,7 @@ export async function buildNodeService(
     notifyWork: () => wake(),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
   };
-  svc.storeFor = createStoreResolver(svc);
+  svc.storeFor = createStoreResolver(svc, nodeStoreFactory);
   await ensureDefaultTarget(svc, config.storageUrl);
 
   const admin = await ensureAdminToken(svc, config.ETCD_VAULT_ADMIN_TOKEN);

@@ -225,7 +225,7 @@ export async function discoverCluster(ctx: RequestContext, name: string): Promis
     // Worker edition: handed to a runner that did not finish in time; the route answers 202.
     if (e instanceof DiscoveryQueued) {
       await ctx.catalog.atomically([
-        auditStatement(ctx, { action: "cluster.discover", subject: `cluster/${name}`, outcome: "queued", detail: { run: e.run.id } }),
+        auditStatement(ctx, { action: "cluster.discover", subject: `cluster/${name}`, detail: { handedToRun: e.run.id } }),
       ]);
       throw e;
     }

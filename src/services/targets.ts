@@ -154,8 +154,11 @@ export async function ensureDefaultTarget(ctx: ServiceContext, url: string): Pro
     .onConflictDoUpdate({ target: targets.name, set: { url, kind: spec.kind, updatedAt: now } });
 }
 
-/** Resolves a target name to its store, cached until the target row changes. */
-export function createStoreResolver(ctx: ServiceContext, factory?: StoreFactory): (name: string) => Promise<BlobStore> {
+/**
+ * Resolves a target name to its store, cached until the target row changes. The factory comes
+ * from the entry (Node: vault/open-store.ts; Worker: R2), so no runtime's stores are imported here.
+ */
+export function createStoreResolver(ctx: ServiceContext, factory: StoreFactory): (name: string) => Promise<BlobStore> {
   const cache = new Map<string, { updatedAt: number; store: BlobStore }>();
   return async (name) => {
     const row = await getTargetRow(ctx, name);
@@ -165,8 +168,7 @@ export function createStoreResolver(ctx: ServiceContext, factory?: StoreFactory)
       ? (JSON.parse(await ctx.secrets.open(row.credentialsSealed, CRED_AAD(name))) as S3Credentials)
       : null;
     const spec = specOf(row.url);
-    const make = factory ?? (await import("../vault/open-store.js")).nodeStoreFactory;
-    const store = await make(spec, creds);
+    const store = await factory(spec, creds);
     cache.set(name, { updatedAt: row.updatedAt, store });
     return store;
   };
