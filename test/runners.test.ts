@@ -3,7 +3,6 @@
 // and never logs a kubeconfig.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type ServerType } from "@hono/node-server";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTestService, type TestService } from "./helpers/service.js";
 import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
@@ -39,13 +38,10 @@ beforeAll(async () => {
   tokenA = (await s.call("POST", "/v1/tokens", { name: "runners-a", role: "runner", pool: "a" })).json.token;
   // A ~12 MiB snapshot streamed slowly, uploaded in 5 MiB parts.
   await f.etcd.fillTo(12 * 1024 * 1024, { valueSize: 256 * 1024 });
-  const db = join(f.dir, "slow.db");
-  await f.etcd.snapshotTo(db);
-  const { createHash } = await import("node:crypto");
-  const { readFileSync } = await import("node:fs");
+  // etcdctl 3.4's `snapshot save` file already ends with the SHA-256 trailer: it is exactly
+  // the stream `snapshot pipe` would send.
   slowFile = join(f.dir, "slow-stream.bin");
-  const bytes = readFileSync(db);
-  writeFileSync(slowFile, Buffer.concat([bytes, createHash("sha256").update(bytes).digest()]));
+  await f.etcd.snapshotTo(slowFile);
   for (const name of ["runner-1", "runner-2"]) {
     runners.push(startCli(["runner", "--server", url, "--name", name, "--part-size", "5m", "--concurrency", "1"], { ETCD_VAULT_RUNNER_TOKEN: tokenA }));
   }
@@ -53,6 +49,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const r of runners) r.kill("SIGKILL");
+  await Promise.all(runners.map((r) => r.exited));
+  await new Promise((res) => setTimeout(res, 700)); // in-flight long polls see their clients gone
   server?.close();
   await s?.stop();
   await f?.stop();
@@ -81,7 +79,7 @@ describe("remote runners", () => {
     await s.call("POST", `/v1/runs/${r.json.id}/cancel`);
   });
 
-  it("a runner killed mid-capture: the lease expires, the other runner captures, nothing stray", async () => {
+  it("a runner killed mid-capture: the lease expires, the other runner captures, nothing stray", { timeout: 120_000 }, async () => {
     f.sim.config.pods![0]!.exec = [{ argvIncludes: ["pipe"], run: slowPipe(slowFile) }];
     f.proxy.clearRecords();
     const r = await s.call("POST", "/v1/clusters/main/backups", { target: "s3" });
@@ -104,7 +102,9 @@ describe("remote runners", () => {
     await new Promise((res) => setTimeout(res, 3500));
     const t = (await s.call("POST", "/v1/tick")).json;
     expect(t.requeued).toBe(1);
-    const done = await waitForRun(s, r.json.id, (x) => x.state === "succeeded" || x.state === "failed", 60_000);
+    const done = await waitForRun(s, r.json.id, (x) => x.state === "succeeded" || x.state === "failed", 60_000).catch((e) => {
+      throw new Error(`${(e as Error).message}\nsurvivor log:\n${survivor.output().slice(-3000)}`);
+    });
     expect(done.state).toBe("succeeded");
     expect(done.attempt).toBe(2);
     expect(done.lease).toBeNull();

@@ -255,7 +255,9 @@ function daysFromCivil(year: number, month: number, day: number): number {
 
 /**
  * Epoch ms of a stored time. The catalog writes `YYYY-MM-DDTHH:MM:SS[.sss]Z`; reading that by hand
- * is ~8× faster than Date.parse, which matters at a million backups. Anything else goes to Date.parse.
+ * takes ~80 ns here against ~200 ns for Date.parse (a tenth of the planner's time at a million
+ * backups), and rejects impossible dates that Date.parse rolls over (02-30 → 03-02). Anything
+ * else goes to Date.parse.
  */
 function toMs(value: string | number, id: string): number {
   if (typeof value === "number") return value;

@@ -166,7 +166,20 @@ async function handleFetch(request: Request, env: WorkerEnv, ectx: ExecutionCont
   } catch (e) {
     return notReadyResponse(e);
   }
-  return w.app.fetch(request, env, ectx as never);
+  return withDeclaredLength(await w.app.fetch(request, env, ectx as never));
+}
+
+/**
+ * workerd drops a Content-Length header set on a Response whose body is a plain ReadableStream
+ * and answers chunked, so `/dl` downloads would lose their length (curl progress, resumption
+ * planning). Piping the body through workerd's FixedLengthStream makes the runtime send the
+ * declared length, and fail the response if the body does not match it.
+ */
+function withDeclaredLength(res: Response): Response {
+  const declared = res.headers.get("content-length");
+  const Fixed = (globalThis as { FixedLengthStream?: new (n: number) => TransformStream<Uint8Array, Uint8Array> }).FixedLengthStream;
+  if (!res.body || declared === null || !Fixed || !/^\d+$/.test(declared)) return res;
+  return new Response(res.body.pipeThrough(new Fixed(Number(declared))), res);
 }
 
 async function handleScheduled(controller: ScheduledControllerLike, env: WorkerEnv): Promise<void> {

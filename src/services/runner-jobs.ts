@@ -38,6 +38,8 @@ export async function claimForRunner(
   const owner = runnerOwner(actor, runner);
   const deadline = Date.now() + Math.min(waitMs, MAX_CLAIM_WAIT_MS);
   for (;;) {
+    // A runner that hung up (or was killed) must not be handed a run it will never execute.
+    if (signal?.aborted) return null;
     const run = await claimRun(ctx, owner, { pool: actor.pool });
     if (run) return jobFor(ctx, run, owner);
     if (Date.now() + 500 > deadline || signal?.aborted) return null;

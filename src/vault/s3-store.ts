@@ -25,7 +25,7 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { invalidInput, isVaultError, notFound, VaultError } from "../core/errors.js";
-import type { BlobInfo, BlobStore, GetResult, Logger, PutOptions } from "../core/ports.js";
+import type { BlobInfo, BlobStore, GetResult, Logger, MultipartOps, PutOptions } from "../core/ports.js";
 import { assertListPrefix, assertObjectKey } from "../core/storage-url.js";
 import { checkRange } from "./local-store.js";
 
@@ -211,6 +211,68 @@ export class S3BlobStore implements BlobStore {
     await this.verifySize(Key, where, size);
     return { key, size };
   }
+
+  /**
+   * Part-by-part uploads driven by the control plane for remote runners. The `etag` handed back
+   * is opaque to callers: the part's ETag plus its checksum, both needed to complete.
+   */
+  readonly multipart: MultipartOps = {
+    create: async (key, options = {}) => {
+      assertObjectKey(key);
+      const Key = this.base + key;
+      const created = await this.withRetry(`CreateMultipartUpload s3://${this.bucket}/${Key}`, undefined, (signal) =>
+        this.client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key,
+            ...(options.contentType ? { ContentType: options.contentType } : {}),
+            ...(this.options.storageClass ? { StorageClass: this.options.storageClass as StorageClass } : {}),
+            ...lockParams(options),
+            ...(this.options.checksums ? { ChecksumAlgorithm: this.options.checksumAlgorithm ?? "CRC32" } : {}),
+          }),
+          { abortSignal: signal },
+        ),
+      ).catch((e) => {
+        throw storageFailed(e, `s3://${this.bucket}/${Key}`, "");
+      });
+      if (!created.UploadId) throw new VaultError("storage_failed", "CreateMultipartUpload returned no UploadId");
+      return created.UploadId;
+    },
+    uploadPart: async (key, uploadId, partNumber, body) => {
+      const Key = this.base + key;
+      const locked = false;
+      const part = await this.uploadPart(Key, uploadId, partNumber, Buffer.from(body.buffer, body.byteOffset, body.byteLength), new AbortController().signal, locked).catch(
+        (e) => {
+          throw storageFailed(e, `s3://${this.bucket}/${Key}`, "");
+        },
+      );
+      return { etag: JSON.stringify(part) };
+    },
+    complete: async (key, uploadId, parts) => {
+      const Key = this.base + key;
+      const where = `s3://${this.bucket}/${Key}`;
+      const completed = parts.map((p) => JSON.parse(p.etag) as CompletedPart);
+      await this.withRetry(`CompleteMultipartUpload ${where}`, undefined, async (signal, attempt) => {
+        try {
+          await this.client.send(
+            new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
+            { abortSignal: signal },
+          );
+        } catch (e) {
+          if (attempt > 1 && errorName(e) === "NoSuchUpload") return;
+          throw e;
+        }
+      }).catch((e) => {
+        throw storageFailed(e, where, "");
+      });
+      const head = await this.head(key);
+      if (!head) throw new VaultError("storage_failed", `${where}: completed, but the object is not there`);
+      return head;
+    },
+    abort: async (key, uploadId) => {
+      await this.abortUpload(this.base + key, uploadId);
+    },
+  };
 
   async get(key: string, range?: { start: number; end?: number }): Promise<GetResult> {
     assertObjectKey(key);

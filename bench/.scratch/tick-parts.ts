@@ -1,0 +1,12 @@
+import Database from "better-sqlite3";
+import { copyFileSync } from "node:fs";
+copyFileSync("/tmp/fc1m/pristine.db", "/tmp/scratch/c.db");
+const db = new Database("/tmp/scratch/c.db");
+const t = (name: string, f: () => unknown) => { const t0 = performance.now(); const r = f(); console.log(name, (performance.now() - t0).toFixed(1), "ms", JSON.stringify(r)?.slice(0, 80)); return r; };
+t("existing hourly", () => db.prepare("select cluster, slot from runs where policy = 'hourly' and slot in (1795867200000, 1795863600000)").all().length);
+t("existing hourly again", () => db.prepare("select cluster, slot from runs where policy = 'hourly' and slot in (1795867200000, 1795863600000)").all().length);
+t("members", () => db.prepare("select * from policy_members where policy = 'hourly'").all().length);
+t("clusters", () => db.prepare("select name, labels from clusters").all().length);
+t("retrying", () => db.prepare("select count(*) as n from runs where state = 'queued' and next_attempt_at is not null").get());
+t("orphans", () => db.prepare("select b.id from backups b join runs r on r.id = b.run_id where b.state = 'uploading' and r.state != 'running'").all().length);
+t("requeue", () => db.prepare("select * from runs where state='running' and lease_expires_at < 5").all().length);

@@ -1,0 +1,187 @@
+// bench:tick — the scheduler's tick and a catalog read under load, on a fleet-sized SQLite catalog
+// (bench/harness/fleet-catalog.ts: 10,000 clusters × 3 policies, 1,000,000 backups and their runs).
+//
+//   npm run bench:tick [-- --clusters 10000] [--requests 2000] [--concurrency 8] [--repeat 5]
+//                      [--catalog FILE]   reuse a generated catalog (copied; the copy is ticked)
+//
+// 1. Tick: the service is built exactly as `etcd-vault serve` builds it (buildNodeService; the
+//    scheduler timer off so nothing else touches the catalog), its clock set to a moment when all
+//    30,000 (policy, cluster) pairs are due. We time tick(ctx) — due slots found, 30,000 runs
+//    inserted — then a second tick (nothing new). The full tick is repeated after deleting the runs
+//    it created: the first is a fresh process, the others are warm, like a timer every 30 s.
+// 2. Reads: the same app served by @hono/node-server; `GET /v1/backups?cluster=X&limit=20` for
+//    random clusters from a client in its own process, alone and then while a second client process
+//    hammers other list routes. Latency is request → last body byte.
+//
+// Targets (issue 5): tick < 250 ms; p99 of the cluster listing < 20 ms with 1M backups.
+
+import { serve } from "@hono/node-server";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { loadConfig } from "../src/entry/config.js";
+import { buildNodeService } from "../src/entry/node.js";
+import { tick } from "../src/scheduler/tick.js";
+import { freePort } from "../test/support/etcd.js";
+import { FLEET_NOW, FLEET_POLICIES, clusterName, type FleetCounts } from "./harness/fleet-catalog.js";
+import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY, runTsx, spawnTsx } from "./harness/processes.js";
+import { fixed, formatSize, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
+
+const { values } = parseArgs({
+  options: {
+    clusters: { type: "string", default: "10000" },
+    requests: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "8" },
+    repeat: { type: "string", default: "5" },
+    catalog: { type: "string" },
+  },
+});
+const CLUSTERS = Number(values.clusters);
+const REPEAT = Math.max(1, Number(values.repeat));
+
+interface LoadResult {
+  count: number;
+  errors: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  rps: number;
+  statuses: Record<string, number>;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "etcd-vault-bench-tick-"));
+const dataDir = join(dir, "data");
+mkdirSync(dataDir);
+const file = join(dataDir, "catalog.db");
+let service: Awaited<ReturnType<typeof buildNodeService>> | null = null;
+let server: ReturnType<typeof serve> | null = null;
+
+try {
+  printFacts(machineFacts());
+  let counts: FleetCounts | null = null;
+  if (values.catalog) {
+    copyFileSync(values.catalog, file);
+    process.stdout.write(`catalog: copy of ${values.catalog}\n`);
+  } else {
+    process.stdout.write(`generating the catalog (${CLUSTERS} clusters) in its own process…\n`);
+    counts = JSON.parse(await runTsx("bench/harness/fleet-catalog-main.ts", ["--file", file, "--clusters", String(CLUSTERS)])) as FleetCounts;
+    process.stdout.write(
+      `catalog: ${counts.clusters} clusters, ${counts.policies} policies (${counts.pairs} pairs), ${counts.backups} backups ` +
+        `(${counts.available} available), ${counts.runs} runs; ${formatSize(counts.fileBytes)} on disk; generated in ${fixed(counts.seconds)} s\n`,
+    );
+  }
+
+  let now = FLEET_NOW;
+  const config = loadConfig({
+    ETCD_VAULT_DATA_DIR: dataDir,
+    ETCD_VAULT_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+    ETCD_VAULT_MASTER_KEY: BENCH_MASTER_KEY,
+    ETCD_VAULT_SCHEDULER: "off",
+    ETCD_VAULT_LOG_LEVEL: "error",
+  });
+  service = await buildNodeService(config, { quiet: true, clock: { now: () => new Date(now) } });
+  const ctx = service.svc;
+  const sqlite = service.catalog.sqlite;
+
+  // ---- 1. tick ----------------------------------------------------------------------------------
+  const timeTick = async () => {
+    const t0 = performance.now();
+    const r = await tick(ctx);
+    return { ms: performance.now() - t0, ...r };
+  };
+  const full: Array<{ ms: number; created: number }> = [];
+  const noop: Array<{ ms: number; created: number }> = [];
+  for (let i = 0; i < REPEAT; i++) {
+    if (i > 0) {
+      // Back to "all due": drop the runs the previous tick created.
+      sqlite.prepare("delete from runs where created_at = ? and state = 'queued' and policy is not null").run(now);
+    }
+    full.push(await timeTick());
+    noop.push(await timeTick());
+  }
+  const pairs = CLUSTERS * FLEET_POLICIES.length;
+  const warm = full.slice(1).map((t) => t.ms).sort((a, b) => a - b);
+  const warmMedian = warm.length ? warm[Math.floor(warm.length / 2)]! : full[0]!.ms;
+  const noopMedian = noop.map((t) => t.ms).sort((a, b) => a - b)[Math.floor(noop.length / 2)]!;
+  printTable(`Tick over ${CLUSTERS} clusters × ${FLEET_POLICIES.length} policies at ${new Date(now).toISOString()}`, ["tick", "runs created", "ms", "target < 250 ms"], [
+    ["first (fresh process, all pairs due)", full[0]!.created, fixed(full[0]!.ms), pass(full[0]!.ms < 250)],
+    [`all pairs due, warm (median of ${warm.length})`, full[1]?.created ?? full[0]!.created, fixed(warmMedian), pass(warmMedian < 250)],
+    [`nothing new (median of ${noop.length})`, noop[0]!.created, fixed(noopMedian), pass(noopMedian < 250)],
+  ]);
+  if (full.some((t) => t.created !== pairs)) process.stdout.write(`WARNING: expected ${pairs} runs per full tick, got ${full.map((t) => t.created).join(", ")}\n`);
+  process.stdout.write(`all full ticks (ms): ${full.map((t) => fixed(t.ms)).join(", ")}; no-op ticks (ms): ${noop.map((t) => fixed(t.ms)).join(", ")}\n`);
+
+  // ---- 2. reads under load --------------------------------------------------------------------------
+  const port = await freePort();
+  server = serve({ fetch: service.app.fetch, port, hostname: "127.0.0.1" });
+  const base = `http://127.0.0.1:${port}`;
+  const random = (() => {
+    let s = 7;
+    return (n: number) => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return s % n;
+    };
+  })();
+  const requests = Number(values.requests);
+  const measured = Array.from({ length: requests }, () => `/v1/backups?cluster=${clusterName(random(CLUSTERS))}&limit=20`);
+  const hammer: string[] = [];
+  for (let i = 0; i < 500; i++) {
+    const c = clusterName(random(CLUSTERS));
+    const p = FLEET_POLICIES[i % FLEET_POLICIES.length]!.name;
+    hammer.push(
+      [
+        `/v1/backups?limit=50`,
+        `/v1/backups?policy=${p}&limit=100`,
+        `/v1/runs?cluster=${c}&limit=50`,
+        `/v1/backups?cluster=${c}&state=available&limit=100`,
+        `/v1/backups?manual=true&limit=50`,
+        `/v1/runs?state=queued&limit=100`,
+        `/v1/clusters?limit=100`,
+        `/v1/backups?state=failed&limit=50`,
+      ][i % 8]!,
+    );
+  }
+  const measuredFile = join(dir, "measured.json");
+  const hammerFile = join(dir, "hammer.json");
+  writeFileSync(measuredFile, JSON.stringify(measured));
+  writeFileSync(hammerFile, JSON.stringify(hammer));
+  const client = (pathsFile: string, extra: string[]) =>
+    spawnTsx("bench/harness/http-load.ts", ["--base", base, "--token", BENCH_ADMIN_TOKEN, "--paths", pathsFile, ...extra]);
+
+  // Warm-up (JIT, statement cache, page cache), not counted.
+  await client(measuredFile, ["--requests", "300", "--concurrency", values.concurrency!]).done;
+  const alone = JSON.parse(await client(measuredFile, ["--requests", String(requests), "--concurrency", values.concurrency!]).done) as LoadResult;
+  const load = client(hammerFile, ["--seconds", "300", "--concurrency", "4"]);
+  await new Promise((r) => setTimeout(r, 1000));
+  const underLoad = JSON.parse(await client(measuredFile, ["--requests", String(requests), "--concurrency", values.concurrency!]).done) as LoadResult;
+  const hammered = JSON.parse(await load.finish()) as LoadResult;
+
+  const row = (name: string, r: LoadResult) => [name, r.count, r.errors, fixed(r.p50, 2), fixed(r.p90, 2), fixed(r.p99, 2), fixed(r.max, 1), fixed(r.rps, 0), pass(r.p99 < 20)];
+  printTable(
+    `GET /v1/backups?cluster=X&limit=20 over ${counts ? counts.backups : "the"} backups (concurrency ${values.concurrency}; ms)`,
+    ["run", "requests", "errors", "p50", "p90", "p99", "max", "req/s", "p99 < 20 ms"],
+    [row("alone", alone), row("under load", underLoad)],
+  );
+  printTable("The load (4 concurrent, other list routes, round-robin)", ["routes", "requests", "errors", "p50", "p90", "p99", "max", "req/s"], [
+    ["8 list routes", hammered.count, hammered.errors, fixed(hammered.p50, 2), fixed(hammered.p90, 2), fixed(hammered.p99, 2), fixed(hammered.max, 1), fixed(hammered.rps, 0)],
+  ]);
+  if (hammered.errors || alone.errors || underLoad.errors) {
+    process.stdout.write(`statuses: measured ${JSON.stringify(underLoad.statuses)}, load ${JSON.stringify(hammered.statuses)}\n`);
+  }
+  // The slowest of the hammer's routes, one by one (what "under load" was made of).
+  const perRoute: Array<[string, number]> = [];
+  for (const path of hammer.slice(0, 8)) {
+    const t0 = performance.now();
+    const res = await fetch(base + path, { headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } });
+    await res.arrayBuffer();
+    perRoute.push([path.replace(/cluster-\d+/, "X"), performance.now() - t0]);
+  }
+  printTable("One request per load route, alone (ms)", ["route", "ms"], perRoute.map(([p, ms]) => [p, fixed(ms, 2)]));
+} finally {
+  server?.close();
+  await service?.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,134 @@
+// wrangler's local runtime for tests: `wrangler d1 migrations apply --local` and `wrangler dev`
+// (workerd with local D1 and R2) as real processes, fully offline: no login, no telemetry, no
+// update check, no download of the `request.cf` data. `wrangler dev` runs in its own process
+// group (it starts workerd and esbuild as children) and stop() kills the whole group.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { freePort } from "./etcd.js";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+
+/** Environment that keeps wrangler local and quiet. */
+export function offlineEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_SEND_ERROR_REPORTS: "false",
+    // The banner is what triggers the npm update check.
+    WRANGLER_HIDE_BANNER: "true",
+    // Miniflare would fetch https://workers.cloudflare.com/cf.json for `request.cf`.
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    NO_COLOR: "1",
+    CI: "1",
+  };
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when the test process dies without calling stop(): no workerd outlives it.
+  process.on("exit", () => {
+    for (const p of live) killGroup(p, "SIGKILL");
+  });
+}
+
+function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
+  if (p.pid === undefined) return;
+  try {
+    process.kill(-p.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(WRANGLER, args, { cwd: ROOT, env: offlineEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+    live.add(child);
+    let output = "";
+    child.stdout!.on("data", (d) => (output += d));
+    child.stderr!.on("data", (d) => (output += d));
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve({ code, output });
+    });
+  });
+}
+
+/** `wrangler d1 migrations apply DB --local --persist-to dir`; returns wrangler's output. */
+export async function applyD1Migrations(persistTo: string, binding = "DB"): Promise<string> {
+  installExitHook();
+  const r = await run(["d1", "migrations", "apply", binding, "--local", "--persist-to", persistTo], 60_000);
+  if (r.code !== 0) throw new Error(`wrangler d1 migrations apply exited ${r.code}:\n${r.output.slice(-3000)}`);
+  return r.output;
+}
+
+export interface WranglerDev {
+  url: string;
+  port: number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** `wrangler dev --local` on a free loopback port; resolves once /healthz answers. */
+export async function startWranglerDev(o: { persistTo: string; vars: Record<string, string>; testScheduled?: boolean }): Promise<WranglerDev> {
+  installExitHook();
+  const [port, inspector] = [await freePort(), await freePort()];
+  const args = [
+    "dev",
+    "--local",
+    "--ip", "127.0.0.1",
+    "--port", String(port),
+    "--inspector-port", String(inspector),
+    "--persist-to", o.persistTo,
+    "--show-interactive-dev-session=false",
+    "--log-level", "log",
+    ...(o.testScheduled ? ["--test-scheduled"] : []),
+    // Values go through argv, never into a file: they are per-test secrets.
+    ...Object.entries(o.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: offlineEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+  live.add(child);
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  let exited = false;
+  child.on("exit", () => {
+    exited = true;
+    live.delete(child);
+  });
+  const stop = async () => {
+    if (!exited) {
+      killGroup(child, "SIGTERM");
+      for (let i = 0; i < 50 && !exited; i++) await new Promise((r) => setTimeout(r, 100));
+      if (!exited) killGroup(child, "SIGKILL");
+    }
+    // workerd may outlive wrangler's exit by a moment; the group kill reaches it too.
+    killGroup(child, "SIGKILL");
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 45_000;
+  for (;;) {
+    if (exited) throw new Error(`wrangler dev exited early:\n${out.slice(-3000)}`);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not answer /healthz within 45 s:\n${out.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { url, port, output: () => out, stop };
+}
