@@ -74,6 +74,8 @@ export interface R2StoreOptions {
   prefix?: string;
   /** Part size of put() for large bodies, also its single-put threshold (default 8 MiB). */
   partSize?: number;
+  /** Keys per list request (default 1000, R2's maximum). */
+  listPageSize?: number;
 }
 
 export class R2BlobStore implements BlobStore {
@@ -81,6 +83,7 @@ export class R2BlobStore implements BlobStore {
   readonly multipart: MultipartOps;
   private readonly base: string;
   private readonly partSize: number;
+  private readonly listPageSize: number;
   private readonly name: string;
 
   constructor(
@@ -94,6 +97,7 @@ export class R2BlobStore implements BlobStore {
     if (!Number.isSafeInteger(this.partSize) || this.partSize < R2_MIN_PART_SIZE) {
       throw invalidInput("partSize", `must be an integer of at least ${R2_MIN_PART_SIZE} bytes (5 MiB)`);
     }
+    this.listPageSize = options.listPageSize ?? 1000;
     this.multipart = this.multipartOps();
   }
 
@@ -202,7 +206,7 @@ export class R2BlobStore implements BlobStore {
     for (;;) {
       let page;
       try {
-        page = await this.bucket.list({ prefix: this.base + prefix, ...(cursor ? { cursor } : {}), limit: 1000 });
+        page = await this.bucket.list({ prefix: this.base + prefix, ...(cursor ? { cursor } : {}), limit: this.listPageSize });
       } catch (e) {
         throw this.failure(e, `listing ${this.where(prefix)}`);
       }

@@ -1,0 +1,76 @@
+// The command line as a user meets it: help for every command, the version, configuration errors
+// that name the variable, and the first start (admin token printed once, master key generated).
+import { describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCli } from "./helpers/processes.js";
+import { freePort } from "./support/etcd.js";
+
+async function runCli(args: string[], env: Record<string, string> = {}) {
+  const p = startCli(args, env);
+  const code = await p.exited;
+  return { code, out: p.output() };
+}
+
+describe("etcd-vault CLI", () => {
+  it("prints help for every command and the version", async () => {
+    const top = await runCli(["--help"]);
+    expect(top.code).toBe(0);
+    for (const cmd of ["serve", "migrate", "tick", "runner", "verify"]) {
+      expect(top.out).toContain(cmd);
+      const h = await runCli([cmd, "--help"]);
+      expect(h.code, cmd).toBe(0);
+      expect(h.out).toContain(`etcd-vault ${cmd}`);
+    }
+    const v = await runCli(["--version"]);
+    expect(v.out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const unknown = await runCli(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toContain("unknown command");
+  }, 60_000);
+
+  it("exits non-zero naming the variable and the reason for bad configuration", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ev-cli-"));
+    for (const [name, value, reason] of [
+      ["PORT", "70000", "65535"],
+      ["ETCD_VAULT_SCHEDULER", "maybe", "on"],
+      ["ETCD_VAULT_LEASE", "2 minutes", "duration"],
+      ["ETCD_VAULT_STORAGE", "ftp://x", "file://"],
+    ] as const) {
+      const r = await runCli(["serve"], { ETCD_VAULT_DATA_DIR: dir, [name]: value });
+      expect(r.code, name).not.toBe(0);
+      expect(r.out).toContain(name);
+      expect(r.out).toContain(reason);
+      expect(r.out).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+    }
+  }, 60_000);
+
+  it("first start generates an admin token printed once and a 0600 master key with a warning", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ev-first-"));
+    const port = String(await freePort());
+    const env = { ETCD_VAULT_DATA_DIR: dir, PORT: port, ETCD_VAULT_SCHEDULER: "off" };
+    const first = startCli(["serve"], env);
+    let token = "";
+    for (let i = 0; i < 100 && !first.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 100));
+    const m = /(evt_[A-Za-z0-9]+_[A-Za-z0-9_-]+)/.exec(first.output());
+    expect(m).not.toBeNull();
+    token = m![1]!;
+    expect(first.output()).toContain("master key");
+    const st = statSync(join(dir, "master.key"));
+    expect(st.mode & 0o777).toBe(0o600);
+    const res = await fetch(`http://127.0.0.1:${port}/v1/tokens`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    first.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    // The catalog holds the hash only; a second start prints no token.
+    expect(readFileSync(join(dir, "catalog.db")).includes(Buffer.from(token.split("_")[2]!))).toBe(false);
+    const second = startCli(["serve"], env);
+    for (let i = 0; i < 100 && !second.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(second.output()).not.toMatch(/evt_/);
+    const again = await fetch(`http://127.0.0.1:${port}/v1/tokens`, { headers: { authorization: `Bearer ${token}` } });
+    expect(again.status).toBe(200);
+    second.kill("SIGTERM");
+    await second.exited;
+  }, 60_000);
+});
