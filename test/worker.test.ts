@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { startEtcd, type TestEtcd } from "./support/etcd.js";
 import { etcdPod, masterNode, startKubeSim, type KubeSim } from "./support/kube-sim.js";
 import { ageKeygen } from "./support/restore-fixtures.js";
-import { applyD1Migrations, startWranglerDev, type WranglerDev } from "./support/wrangler-dev.js";
+import { applyD1Migrations, buildWorker, startWranglerDev, type BuiltWorker, type WranglerDev } from "./support/wrangler-dev.js";
 import { startCli, type CliProcess } from "./helpers/processes.js";
 
 const ADMIN = "worker-admin-token-0123456789abcdef";
@@ -28,6 +28,7 @@ let runner: CliProcess | undefined;
 let identityFile: string;
 let recipient: string;
 let migrationsOutput: string;
+let built: BuiltWorker;
 let scheduledBackupId: string;
 /** POST /discover of a cluster no runner serves, started early and checked last (20 s wait). */
 let orphanDiscovery: Promise<Api>;
@@ -70,8 +71,12 @@ const onWorker = (url: string) => wd.url + new URL(url).pathname;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "etcd-vault-worker-"));
   const persistTo = join(dir, "wrangler-state");
-  // Independent start-ups in parallel: wrangler's migration run and etcd.
-  [migrationsOutput, etcd] = await Promise.all([applyD1Migrations(persistTo), startEtcd({ name: "master-0" })]);
+  // Independent start-ups in parallel: the bundle, wrangler's migration run, and etcd.
+  [built, migrationsOutput, etcd] = await Promise.all([
+    buildWorker(join(dir, "bundle")),
+    applyD1Migrations(persistTo),
+    startEtcd({ name: "master-0" }),
+  ]);
   await etcd.putObjects({ count: 200, resource: "configmaps" });
   sim = await startKubeSim({
     nodes: [masterNode("master-0", "127.0.0.1")],
@@ -80,6 +85,7 @@ beforeAll(async () => {
   identityFile = join(dir, "key.txt");
   recipient = ageKeygen(identityFile);
   wd = await startWranglerDev({
+    config: built.config,
     persistTo,
     vars: { ETCD_VAULT_ADMIN_TOKEN: ADMIN, ETCD_VAULT_MASTER_KEY: MASTER_KEY },
     testScheduled: true,
@@ -99,6 +105,16 @@ afterAll(async () => {
 }, 30_000);
 
 describe("serverless edition in wrangler's local runtime", () => {
+  it("bundles without Node-only modules on the Worker's import graph", () => {
+    const inputs = Object.keys(built.metafile.inputs);
+    expect(inputs).toContain("src/entry/worker.ts");
+    expect(inputs).toContain("src/vault/r2-store.ts");
+    const forbidden = /better-sqlite3|@kubernetes\/client-node|@aws-sdk\/|node_modules\/ws\/|src\/kube\/|src\/vault\/(local|s3)-store|src\/catalog\/sqlite|src\/entry\/(node|config|master-key)\.ts/;
+    expect(inputs.filter((i) => forbidden.test(i))).toEqual([]);
+    const externals = Object.values(built.metafile.outputs).flatMap((o) => (o.imports ?? []).filter((i) => i.external).map((i) => i.path));
+    expect(externals.filter((p) => /^(node:)?(fs|child_process|net|tls|http|https|os|path|zlib|crypto)(\/|$)/.test(p))).toEqual([]);
+  });
+
   it("applies the drizzle migrations to local D1 and serves the control plane", async () => {
     expect(migrationsOutput).toContain("0000_init.sql");
     expect(migrationsOutput).toContain("0001_runner_uploads.sql");

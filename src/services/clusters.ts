@@ -2,7 +2,7 @@
 // settings, recipients, runner pool, and the facts found by discovery.
 
 import { and, asc, eq, gt, inArray } from "drizzle-orm";
-import { backups, clusters, runs } from "../catalog/schema.js";
+import { backups, clusters, policyMembers, runs } from "../catalog/schema.js";
 import { DEFAULT_ETCD_SETTINGS, type ClusterFacts, type EtcdSettings } from "../core/cluster-types.js";
 import { VaultError, conflict, invalidInput, notFound } from "../core/errors.js";
 import { checkLabels, matchesLabels } from "../core/labels.js";
@@ -11,6 +11,7 @@ import { parseRecipients } from "../crypto/recipients.js";
 import type { ClusterConnection } from "../core/ports.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
+import { membershipStatements } from "./membership.js";
 import { decodeCursor, encodeCursor, type Page } from "./paging.js";
 import { DiscoveryQueued } from "./runner-handoff.js";
 
@@ -103,6 +104,7 @@ export async function createCluster(ctx: RequestContext, input: ClusterInput): P
     if (String((e as Error).message).includes("UNIQUE")) throw conflict(`cluster '${input.name}' already exists`);
     throw e;
   }
+  await ctx.catalog.atomically(await membershipStatements(ctx, { cluster: input.name }, now));
   return clusterView(row);
 }
 
@@ -170,6 +172,7 @@ export async function patchCluster(ctx: RequestContext, name: string, patch: Clu
       detail: { fields: Object.keys(patch), kubeconfigRotated: rotated },
     }),
   ]);
+  if (patch.labels !== undefined) await ctx.catalog.atomically(await membershipStatements(ctx, { cluster: name }, next.updatedAt));
   return clusterView(next);
 }
 
@@ -199,6 +202,7 @@ export async function deleteCluster(ctx: RequestContext, name: string, purgeBack
       .set({ state: "cancelled", finishedAt: now, errorCode: "cancelled", errorMessage: "cluster deleted" })
       .where(and(eq(runs.cluster, name), eq(runs.state, "queued"))),
     ctx.catalog.db.delete(clusters).where(eq(clusters.name, name)),
+    ctx.catalog.db.delete(policyMembers).where(eq(policyMembers.cluster, name)),
     auditStatement(ctx, { action: "cluster.delete", subject: `cluster/${name}`, detail: { purgedBackups: live.length } }),
   ]);
 }

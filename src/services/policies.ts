@@ -11,6 +11,7 @@ import { formatRetention, parseRetention, type RetentionSpec } from "../core/ret
 import { parseRecipients } from "../crypto/recipients.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
+import { membershipStatements } from "./membership.js";
 import { getTargetRow } from "./targets.js";
 
 export type PolicyRow = typeof policies.$inferSelect;
@@ -104,6 +105,7 @@ export async function createPolicy(ctx: RequestContext, input: PolicyInput): Pro
     ctx.catalog.db.insert(policies).values(row),
     auditStatement(ctx, { action: "policy.create", subject: `policy/${input.name}`, detail: { schedule: n.schedule, selector: n.selector } }),
   ]);
+  await ctx.catalog.atomically(await membershipStatements(ctx, { policy: input.name }, now));
   return policyView(row);
 }
 
@@ -131,6 +133,7 @@ export async function patchPolicy(ctx: RequestContext, name: string, patch: Part
     ctx.catalog.db.update(policies).set({ ...n, updatedAt: now }).where(eq(policies.name, name)),
     auditStatement(ctx, { action: "policy.update", subject: `policy/${name}`, detail: { fields: Object.keys(patch) } }),
   ]);
+  await ctx.catalog.atomically(await membershipStatements(ctx, { policy: name }, now));
   return policyView({ ...row, ...n, updatedAt: now });
 }
 

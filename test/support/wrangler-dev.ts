@@ -4,6 +4,7 @@
 // group (it starts workerd and esbuild as children) and stop() kills the whole group.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { freePort } from "./etcd.js";
@@ -21,6 +22,9 @@ export function offlineEnv(): NodeJS.ProcessEnv {
     WRANGLER_HIDE_BANNER: "true",
     // Miniflare would fetch https://workers.cloudflare.com/cf.json for `request.cf`.
     CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    // wrangler still asks the npm registry for a newer version when it reports an error: point
+    // that at a closed loopback port so nothing leaves the machine.
+    npm_config_registry: "http://127.0.0.1:9/",
     NO_COLOR: "1",
     CI: "1",
   };
@@ -71,6 +75,38 @@ export async function applyD1Migrations(persistTo: string, binding = "DB"): Prom
   return r.output;
 }
 
+export interface BuiltWorker {
+  /** A wrangler config for `wrangler dev`: the top-level wrangler.toml, pointed at the bundle. */
+  config: string;
+  script: string;
+  /** esbuild metafile of the bundle: which modules are on the Worker's import graph. */
+  metafile: { inputs: Record<string, unknown>; outputs: Record<string, { imports?: Array<{ path: string; external?: boolean }> }> };
+}
+
+/**
+ * Bundles the Worker exactly as `wrangler deploy` would (`--dry-run`), and writes a config that
+ * serves that bundle unchanged (`no_bundle`). `wrangler dev` on the source tree would rebuild
+ * and restart the Worker whenever a file under src/ changes mid-test; on a fixed bundle it cannot.
+ */
+export async function buildWorker(outDir: string): Promise<BuiltWorker> {
+  installExitHook();
+  const metafilePath = join(outDir, "meta.json");
+  const r = await run(["deploy", "--dry-run", "--outdir", outDir, "--metafile", metafilePath], 60_000);
+  if (r.code !== 0) throw new Error(`wrangler deploy --dry-run exited ${r.code}:\n${r.output.slice(-3000)}`);
+  const script = join(outDir, "worker.js");
+  const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  const main = /^main = .*$/m;
+  if (!main.test(toml)) throw new Error("wrangler.toml has no top-level `main = …` line");
+  const config = join(outDir, "wrangler.toml");
+  writeFileSync(
+    config,
+    toml
+      .replace(main, `main = ${JSON.stringify(script)}\nno_bundle = true`)
+      .replace(/^migrations_dir = "(.*)"$/m, (_, dir: string) => `migrations_dir = ${JSON.stringify(join(ROOT, dir))}`),
+  );
+  return { config, script, metafile: JSON.parse(readFileSync(metafilePath, "utf8")) };
+}
+
 export interface WranglerDev {
   url: string;
   port: number;
@@ -79,11 +115,18 @@ export interface WranglerDev {
 }
 
 /** `wrangler dev --local` on a free loopback port; resolves once /healthz answers. */
-export async function startWranglerDev(o: { persistTo: string; vars: Record<string, string>; testScheduled?: boolean }): Promise<WranglerDev> {
+export async function startWranglerDev(o: {
+  persistTo: string;
+  vars: Record<string, string>;
+  testScheduled?: boolean;
+  /** Config file (default: the top-level wrangler.toml, i.e. the source tree, rebuilt on change). */
+  config?: string;
+}): Promise<WranglerDev> {
   installExitHook();
   const [port, inspector] = [await freePort(), await freePort()];
   const args = [
     "dev",
+    ...(o.config ? ["--config", o.config] : []),
     "--local",
     "--ip", "127.0.0.1",
     "--port", String(port),
