@@ -88,7 +88,6 @@ beforeAll(async () => {
     config: built.config,
     persistTo,
     vars: { ETCD_VAULT_ADMIN_TOKEN: ADMIN, ETCD_VAULT_MASTER_KEY: MASTER_KEY },
-    testScheduled: true,
   });
 }, 90_000);
 
@@ -158,10 +157,11 @@ describe("serverless edition in wrangler's local runtime", () => {
       recipients: [recipient],
     });
     expect(p.status, p.text).toBe(201);
-    // The scheduled() handler, as the cron trigger calls it. The first tick makes prod-a a
-    // member; its first run is at the first slot after that.
+    // The scheduled() handler, as the cron trigger calls it (Miniflare's trigger route; the
+    // `--test-scheduled` /__scheduled route is a middleware wrangler only adds when it bundles).
+    // The first tick makes prod-a a member; its first run is at the first slot after that.
     const fire = async () => {
-      const r = await fetch(`${wd.url}/__scheduled?cron=*+*+*+*+*`);
+      const r = await fetch(`${wd.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`);
       expect(r.status).toBe(200);
       await r.text();
     };
@@ -223,16 +223,18 @@ describe("serverless edition in wrangler's local runtime", () => {
     expect(whole.status).toBe(200);
     expect(Number(whole.headers.get("content-length"))).toBe(b.ciphertext.size);
     const full = Buffer.from(await whole.arrayBuffer());
+    const head = await fetch(onWorker(link.url), { method: "HEAD" });
+    expect([head.status, head.headers.get("content-length"), head.headers.get("accept-ranges")]).toEqual([200, String(b.ciphertext.size), "bytes"]);
     // The connection dropped after `cut` bytes: the second request resumes from there.
     const cut = Math.floor(b.ciphertext.size / 3) + 7;
     const first = await fetch(onWorker(link.url), { headers: { range: `bytes=0-${cut - 1}` } });
     expect(first.status).toBe(206);
     expect(first.headers.get("content-range")).toBe(`bytes 0-${cut - 1}/${b.ciphertext.size}`);
-    const head = Buffer.from(await first.arrayBuffer());
+    const start = Buffer.from(await first.arrayBuffer());
     const rest = await fetch(onWorker(link.url), { headers: { range: `bytes=${cut}-` } });
     expect(rest.status).toBe(206);
     expect(rest.headers.get("content-range")).toBe(`bytes ${cut}-${b.ciphertext.size - 1}/${b.ciphertext.size}`);
-    const joined = Buffer.concat([head, Buffer.from(await rest.arrayBuffer())]);
+    const joined = Buffer.concat([start, Buffer.from(await rest.arrayBuffer())]);
     expect(joined.length).toBe(b.ciphertext.size);
     expect(joined.equals(full)).toBe(true);
     expect(createHash("sha256").update(joined).digest("hex")).toBe(b.ciphertext.sha256);
@@ -270,6 +272,10 @@ describe("serverless edition in wrangler's local runtime", () => {
     expect(n).toBe(b.ciphertext.size);
     expect(got.digest("hex")).toBe(b.ciphertext.sha256);
   }, 120_000);
+
+  it("built its services once per isolate, not per request", () => {
+    expect(wd.output().match(/etcd-vault worker isolate started/g)).toHaveLength(1);
+  });
 
   it("answers discovery with 202 and the run when no runner finishes within 20 s", async () => {
     const r = await orphanDiscovery;

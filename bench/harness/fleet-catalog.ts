@@ -157,7 +157,9 @@ export function generateFleetCatalog(file: string, shape: FleetShape = { cluster
   const t0 = performance.now();
   openSqliteCatalog(file).close();
   const db = new Database(file);
-  db.pragma("journal_mode = WAL");
+  // No journal while loading a new file (a failed load is simply thrown away); WAL again at the
+  // end, as the service runs it.
+  db.pragma("journal_mode = OFF");
   db.pragma("synchronous = OFF");
   db.pragma("cache_size = -262144"); // 256 MiB page cache while loading
   const random = prng(20261122);
@@ -285,7 +287,7 @@ export function generateFleetCatalog(file: string, shape: FleetShape = { cluster
     }
     for (const ix of indexes) db.exec(ix.sql);
   })();
-  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.pragma("journal_mode = WAL");
   const fileBytes = (db.prepare("select page_count * page_size as n from pragma_page_count(), pragma_page_size()").get() as { n: number }).n;
   db.close();
   return {

@@ -126,6 +126,7 @@ async function buildService(env: WorkerEnv): Promise<WorkerService> {
     },
     extend: [policyRoutes(retentionSweep), linkRoutes(remoteAddr)],
   });
+  log.info("etcd-vault worker isolate started", { version: VERSION, storage: config.ETCD_VAULT_STORAGE, publicUrl: svc.settings.publicUrl || null });
   return { config, svc, catalog, app, ensureReady };
 }
 
@@ -146,10 +147,13 @@ function serviceFor(env: WorkerEnv): Promise<WorkerService> {
 
 /** A Worker that cannot start says why, in the error envelope (config messages carry no secrets). */
 function notReadyResponse(e: unknown): Response {
+  // drizzle wraps driver errors with the query and its parameters: show the driver's reason only.
+  const cause = (e as { cause?: unknown })?.cause;
+  const reason = cause instanceof Error ? cause.message : (e as Error)?.message ?? String(e);
   const message =
     e instanceof WorkerConfigError || e instanceof VaultError
       ? e.message
-      : `the catalog is not ready: ${(e as Error)?.message ?? String(e)} (were the D1 migrations applied?)`;
+      : `the catalog is not ready: ${reason} (were the D1 migrations applied? wrangler d1 migrations apply DB)`;
   console.error(message);
   const body = errorBody("internal", message, crypto.randomUUID());
   return new Response(JSON.stringify(body), { status: 500, headers: { "content-type": "application/json" } });

@@ -35,6 +35,13 @@ interface Row {
 
 const PAGE = 5000;
 
+/**
+ * The series key of a backup's policy: '' for manual backups. Exactly the expression of
+ * backups_retention_idx (SQLite matches index expressions structurally), so each page is read
+ * from that index in order instead of sorting every available row again.
+ */
+const seriesPolicy = sql`case when ${backups.policy} is null then '' else ${backups.policy} end`;
+
 /** Available backups in (cluster, policy, createdAt) order, page by page (keyset pagination). */
 async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; cluster?: string }): AsyncGenerator<Row[]> {
   let after: { cluster: string; policy: string; createdAt: number; id: string } | null = null;
@@ -47,7 +54,7 @@ async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; c
     if (after) {
       const a = after;
       conds.push(
-        sql`(${backups.cluster}, coalesce(${backups.policy}, ''), ${backups.createdAt}, ${backups.id}) > (${a.cluster}, ${a.policy}, ${a.createdAt}, ${a.id})`,
+        sql`(${backups.cluster}, ${seriesPolicy}, ${backups.createdAt}, ${backups.id}) > (${a.cluster}, ${a.policy}, ${a.createdAt}, ${a.id})`,
       );
     }
     const rows = (await ctx.catalog.db
@@ -62,7 +69,7 @@ async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; c
       })
       .from(backups)
       .where(and(...conds))
-      .orderBy(backups.cluster, sql`coalesce(${backups.policy}, '')`, backups.createdAt, backups.id)
+      .orderBy(backups.cluster, seriesPolicy, backups.createdAt, backups.id)
       .limit(PAGE)) as Row[];
     for (const r of rows) {
       const k = `${r.cluster}\u0000${r.policy ?? ""}`;

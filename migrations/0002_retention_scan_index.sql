@@ -1,0 +1,1 @@
+CREATE INDEX `backups_retention_idx` ON `backups` (`state`,`cluster`,case when "policy" is null then '' else "policy" end,`created_at`,`id`,`policy`,`hold`,`locked_until`,`cipher_size`);
