@@ -134,3 +134,14 @@ describe("policy retention", () => {
     expect((await s.call("GET", `/v1/backups/${b}`)).json.state).toBe("available");
   });
 });
+
+describe("metrics", () => {
+  it("exposes runs, backups and each cluster's backup age and RPO state, behind a token", async () => {
+    expect((await s.call("GET", "/metrics", undefined, null)).status).toBe(401);
+    const m = await s.call("GET", "/metrics");
+    expect(m.status).toBe(200);
+    expect(m.text).toMatch(/etcd_vault_runs\{state="succeeded"\} \d+/);
+    expect(m.text).toMatch(/etcd_vault_backups\{state="available"\} \d+/);
+    expect(m.text).toMatch(/etcd_vault_last_backup_age_seconds\{cluster="prod-a"\} \d+/);
+  });
+});

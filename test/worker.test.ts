@@ -265,9 +265,10 @@ describe("serverless edition in wrangler's local runtime", () => {
     const link = (await api("POST", `/v1/backups/${b.id}/links`, { kind: "snapshot" })).json;
     const got = createHash("sha256");
     let n = 0;
-    for await (const chunk of (await fetch(onWorker(link.url))).body!) {
-      got.update(chunk);
-      n += chunk.length;
+    const reader = (await fetch(onWorker(link.url))).body!.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      got.update(r.value);
+      n += r.value.length;
     }
     expect(n).toBe(b.ciphertext.size);
     expect(got.digest("hex")).toBe(b.ciphertext.sha256);

@@ -4,7 +4,8 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { VaultError } from "../core/errors.js";
 import type { ServiceContext } from "../services/context.js";
-import { authMiddleware } from "./auth.js";
+import { authMiddleware, requireRole } from "./auth.js";
+import { renderMetrics } from "../services/metrics.js";
 import type { AppEnv, RemoteAddrFn } from "./env.js";
 import { describeZodError, onError, respondError } from "./errors.js";
 import { clusterRoutes } from "./routes-clusters.js";
@@ -62,6 +63,11 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
   app.use("/v1/*", authMiddleware(opts.remoteAddr));
 
   app.get("/healthz", (c) => c.json({ ok: true, version: opts.version }));
+  // Metrics name clusters, so they need a bearer token (viewer or better), like the API.
+  app.get("/metrics", authMiddleware(opts.remoteAddr), requireRole("viewer"), async (c) => {
+    c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(await renderMetrics(opts.svc));
+  });
   app.get("/readyz", async (c) => {
     const r = await opts.ready();
     return c.json(r, r.ok ? 200 : 503);
