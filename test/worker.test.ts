@@ -159,20 +159,18 @@ describe("serverless edition in wrangler's local runtime", () => {
     expect(p.status, p.text).toBe(201);
     // The scheduled() handler, as the cron trigger calls it (Miniflare's trigger route; the
     // `--test-scheduled` /__scheduled route is a middleware wrangler only adds when it bundles).
-    // The first tick makes prod-a a member; its first run is at the first slot after that.
-    const fire = async () => {
-      const r = await fetch(`${wd.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`);
-      expect(r.status).toBe(200);
-      await r.text();
-    };
-    await fire();
-    expect((await api("GET", "/v1/runs?policy=every-2s")).json.items).toEqual([]);
-    await new Promise((r) => setTimeout(r, 2100));
-    await fire();
+    // A new policy's first run is at its first slot after creation: wait for that slot to pass.
+    const firstSlot = Math.floor(Date.parse(p.json.createdAt) / 2000) * 2000 + 2000;
+    await new Promise((r) => setTimeout(r, Math.max(0, firstSlot + 150 - Date.now())));
+    expect((await api("GET", "/v1/runs?policy=every-2s")).json.items).toEqual([]); // nothing without a tick
+    const fired = await fetch(`${wd.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`);
+    expect(fired.status).toBe(200);
+    await fired.text();
     // No more slots: the later ticks of this test must not queue further runs.
     expect((await api("PATCH", "/v1/policies/every-2s", { paused: true })).status).toBe(200);
     const runs = (await api("GET", "/v1/runs?policy=every-2s")).json.items;
     expect(runs).toHaveLength(1);
+    expect(Date.parse(runs[0].slot)).toBeGreaterThanOrEqual(firstSlot);
     const run = await waitForRun(runs[0].id, finished);
     expect(run.state, JSON.stringify(run.error) + runner!.output().slice(-3000)).toBe("succeeded");
     expect(run.lease).toBeNull();

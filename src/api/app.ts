@@ -6,6 +6,7 @@ import { VaultError } from "../core/errors.js";
 import type { ServiceContext } from "../services/context.js";
 import { authMiddleware, requireRole } from "./auth.js";
 import { renderMetrics } from "../services/metrics.js";
+import { dashboardRoutes } from "../ui/dashboard.js";
 import type { AppEnv, RemoteAddrFn } from "./env.js";
 import { describeZodError, onError, respondError } from "./errors.js";
 import { clusterRoutes } from "./routes-clusters.js";
@@ -73,6 +74,7 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
     return c.json(r, r.ok ? 200 : 503);
   });
 
+  dashboardRoutes(app);
   tokenRoutes(app);
   clusterRoutes(app);
   auditRoutes(app);
