@@ -102,7 +102,8 @@ try {
     const m = await measured(() => planRetention(ctx, {}));
     last = m.result;
     gc();
-    retainedMiB = process.memoryUsage().heapUsed / MiB - heapBefore;
+    // What the finished plan holds (its keep and delete lists), above the heap before any planning.
+    retainedMiB = (process.memoryUsage().heapUsed - base.heapUsed) / MiB;
     times.push(m.ms);
     const planned = last.keep.length + last.delete.length;
     rows.push([

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -201,13 +201,24 @@ describe("LocalBlobStore failures leave nothing behind", () => {
     expect(filesUnder(work)).toEqual(["file"]);
   });
 
-  it("a read-only directory fails clearly when not running as root", async (ctx) => {
-    if (process.getuid?.() === 0) ctx.skip(); // root ignores mode bits; see the ENOTDIR and EFBIG tests
+  it("a read-only directory fails clearly (as an unprivileged user: root ignores mode bits)", async () => {
     mkdirSync(root);
     chmodSync(root, 0o555);
-    const e = await failure(store.put("a.bin", chunks(Buffer.from("x"))));
-    expect(e.code).toBe("storage_failed");
-    expect(e.message).toContain("EACCES");
+    chmodSync(work, 0o755);
+    let outcome: { ok?: boolean; code?: string; message?: string };
+    const helper = fileURLToPath(new URL("./fixtures/local-put.mts", import.meta.url));
+    if (process.getuid?.() === 0) {
+      // The service runs as a non-root user (deploy/Dockerfile); so does this write.
+      const r = spawnSync(process.execPath, ["--import", "tsx", helper, root], { uid: 65534, gid: 65534, encoding: "utf8", env: { ...process.env, HOME: tmpdir() } });
+      expect(r.status, r.stderr).toBe(0);
+      outcome = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    } else {
+      const e = await failure(store.put("a.bin", chunks(Buffer.from("x"))));
+      outcome = { code: e.code, message: e.message };
+    }
+    expect(outcome.code).toBe("storage_failed");
+    expect(outcome.message).toContain("EACCES");
+    expect(outcome.message).toContain(root);
     chmodSync(root, 0o755);
     expect(filesUnder(root)).toEqual([]);
   });

@@ -37,6 +37,11 @@ export interface BlobStore {
    * control plane, whose requests may each land on a different Worker isolate).
    */
   readonly multipart?: MultipartOps;
+  /**
+   * Removes what an interrupted put() of `key` may have left (a crash mid-upload): temp files,
+   * unfinished multipart uploads. Best effort; never touches a completed object.
+   */
+  discardPartial?(key: string): Promise<void>;
   put(key: string, body: AsyncIterable<Uint8Array>, options?: PutOptions): Promise<BlobInfo>;
   /** Range is inclusive of `start`, `end` (like HTTP); omitted `end` means to the end. */
   get(key: string, range?: { start: number; end?: number }): Promise<GetResult>;

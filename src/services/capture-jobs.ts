@@ -193,6 +193,7 @@ export async function abandonCapture(
       await store.multipart?.abort(plan.objectKey, up.uploadId);
       await ctx.catalog.db.delete(uploads).where(eq(uploads.backupId, plan.backupId));
     }
+    await store.discardPartial?.(plan.objectKey);
     await store.delete(plan.objectKey);
     await store.delete(sidecarKey(plan.objectKey));
   } catch (e) {

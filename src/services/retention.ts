@@ -5,7 +5,13 @@
 import { and, eq, inArray, or, sql, type SQL } from "drizzle-orm";
 import { backups, clusters, policies } from "../catalog/schema.js";
 import { matchesLabels } from "../core/labels.js";
-import { parseRetention, planRetention as planSeries, summarizePlan, type RetentionBackup } from "../core/retention-planner.js";
+import {
+  parseRetention,
+  planRetention as planSeries,
+  summarizePlan,
+  type RetentionBackup,
+  type RetentionPlan as SeriesPlan,
+} from "../core/retention-planner.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
 import { sweepDeletions } from "./deletion.js";
@@ -23,15 +29,8 @@ export interface RetentionPlan {
   summary: Record<string, unknown>;
 }
 
-interface Row {
-  id: string;
-  cluster: string;
-  policy: string | null;
-  createdAt: number;
-  hold: number | boolean;
-  lockedUntil: number | null;
-  size: number | null;
-}
+/** One available backup as the scan reads it: [id, cluster, policy, createdAt, hold, lockedUntil, size]. */
+type Row = [id: string, cluster: string, policy: string | null, createdAt: number, hold: number | boolean, lockedUntil: number | null, size: number | null];
 
 const PAGE = 5000;
 
@@ -42,20 +41,21 @@ const PAGE = 5000;
  */
 const seriesPolicy = sql`case when ${backups.policy} is null then '' else ${backups.policy} end`;
 
-/** Available backups in (cluster, policy, createdAt) order, page by page (keyset pagination). */
+/**
+ * Available backups in (cluster, policy, createdAt) order, one series at a time, read page by
+ * page (keyset pagination). Rows come as arrays (`values()`): mapping a million rows to objects
+ * through the query builder cost more than reading them.
+ */
 async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; cluster?: string }): AsyncGenerator<Row[]> {
-  let after: { cluster: string; policy: string; createdAt: number; id: string } | null = null;
+  let after: Row | null = null;
   let current: Row[] = [];
-  let key: string | null = null;
   for (;;) {
     const conds: SQL[] = [eq(backups.state, "available")];
     if (scope.cluster) conds.push(eq(backups.cluster, scope.cluster));
     if (scope.policy) conds.push(eq(backups.policy, scope.policy));
     if (after) {
-      const a = after;
-      conds.push(
-        sql`(${backups.cluster}, ${seriesPolicy}, ${backups.createdAt}, ${backups.id}) > (${a.cluster}, ${a.policy}, ${a.createdAt}, ${a.id})`,
-      );
+      const [id, cluster, policy, createdAt] = after;
+      conds.push(sql`(${backups.cluster}, ${seriesPolicy}, ${backups.createdAt}, ${backups.id}) > (${cluster}, ${policy ?? ""}, ${createdAt}, ${id})`);
     }
     const rows = (await ctx.catalog.db
       .select({
@@ -70,23 +70,36 @@ async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; c
       .from(backups)
       .where(and(...conds))
       .orderBy(backups.cluster, seriesPolicy, backups.createdAt, backups.id)
-      .limit(PAGE)) as Row[];
+      .limit(PAGE)
+      .values()) as Row[];
     for (const r of rows) {
-      const k = `${r.cluster}\u0000${r.policy ?? ""}`;
-      if (k !== key && current.length) {
+      const first = current[0];
+      if (first && (first[1] !== r[1] || first[2] !== r[2])) {
         yield current;
         current = [];
       }
-      key = k;
       current.push(r);
     }
     if (rows.length < PAGE) break;
-    const last = rows[rows.length - 1]!;
-    after = { cluster: last.cluster, policy: last.policy ?? "", createdAt: last.createdAt, id: last.id };
+    after = rows[rows.length - 1]!;
   }
   if (current.length) yield current;
 }
 
+type SideSummary = ReturnType<typeof summarizePlan>["keep"];
+
+/** Adds one series' summary into the running total (counts, bytes, counts per reason kind). */
+function addSummary(total: SideSummary, part: SideSummary): void {
+  total.count += part.count;
+  total.bytes = (total.bytes ?? 0) + (part.bytes ?? 0);
+  for (const [kind, n] of Object.entries(part.byReason)) total.byReason[kind] = (total.byReason[kind] ?? 0) + n;
+}
+
+/**
+ * Plans every series in scope. The automatic sweep (`automatic`) only acts on deletions, so it
+ * does not collect the keep list (the summary still counts it): over a fleet that list is most of
+ * the plan's memory.
+ */
 export async function planRetention(
   ctx: ServiceContext,
   scope: { policy?: string; cluster?: string },
@@ -94,53 +107,57 @@ export async function planRetention(
 ): Promise<RetentionPlan> {
   const now = ctx.clock.now();
   const pols = new Map((await ctx.catalog.db.select().from(policies)).map((p) => [p.name, p]));
+  const rules = new Map([...pols.values()].map((p) => [p.name, parseRetention(p.retention, `policy ${p.name} retention`)]));
   const labels = new Map(
     (await ctx.catalog.db.select({ name: clusters.name, labels: clusters.labels }).from(clusters)).map((c) => [c.name, c.labels]),
   );
   const keep: PlanItem[] = [];
   const del: PlanItem[] = [];
-  const bytes = new Map<string, number>();
+  const listKeep = !opts.automatic;
+  const summary = {
+    keep: { count: 0, bytes: 0, byReason: {} } as SideSummary,
+    delete: { count: 0, bytes: 0, byReason: {} } as SideSummary,
+  };
   let seriesCount = 0;
   const emit = (series: Row[]) => {
-    const first = series[0]!;
-    const policy = first.policy ? pols.get(first.policy) : undefined;
-    const input: RetentionBackup[] = series.map((r) => ({
-      id: r.id,
-      createdAt: r.createdAt,
-      state: "available",
-      hold: Boolean(r.hold),
-      lockedUntil: r.lockedUntil === null ? null : new Date(r.lockedUntil).toISOString(),
-    }));
+    const [, cluster, policyName] = series[0]!;
+    const policy = policyName ? pols.get(policyName) : undefined;
+    const sizes = new Map<string, number>();
+    const input: RetentionBackup[] = new Array(series.length);
+    for (let i = 0; i < series.length; i++) {
+      const [id, , , createdAt, hold, lockedUntil, size] = series[i]!;
+      sizes.set(id, size ?? 0);
+      input[i] = {
+        id,
+        createdAt,
+        state: "available",
+        hold: Boolean(hold),
+        lockedUntil: lockedUntil === null ? null : new Date(lockedUntil).toISOString(),
+      };
+    }
     seriesCount++;
-    for (const r of series) bytes.set(r.id, r.size ?? 0);
-    const push = (list: PlanItem[], id: string, reasons: string[]) =>
-      list.push({ backupId: id, cluster: first.cluster, policy: first.policy, reasons });
-    if (first.policy && !policy) {
-      for (const r of series) push(keep, r.id, ["policy deleted"]);
-      return;
+    // Series that are never deleted automatically: every backup kept, with the reason.
+    const keepAll = (reason: string): SeriesPlan => ({ keep: input.map((b) => ({ backupId: b.id, reasons: [reason] })), delete: [] });
+    const clusterLabels = labels.get(cluster);
+    let plan: SeriesPlan;
+    if (policyName && !policy) plan = keepAll("policy deleted");
+    else if (policy && (!clusterLabels || !matchesLabels(clusterLabels, policy.selector.matchLabels))) {
+      plan = keepAll(clusterLabels ? "cluster no longer matches" : "cluster deleted");
+    } else {
+      plan = planSeries(
+        { cluster, policy: policyName, rules: policy ? rules.get(policy.name)! : null, timezone: policy?.timezone ?? "UTC", backups: input },
+        { now, manualTtlMs: ctx.settings.manualTtlMs },
+      );
     }
-    const clusterLabels = labels.get(first.cluster);
-    if (policy && (!clusterLabels || !matchesLabels(clusterLabels, policy.selector.matchLabels))) {
-      for (const r of series) push(keep, r.id, [clusterLabels ? "cluster no longer matches" : "cluster deleted"]);
-      return;
-    }
-    const plan = planSeries(
-      {
-        cluster: first.cluster,
-        policy: first.policy,
-        rules: policy ? parseRetention(policy.retention, `policy ${policy.name} retention`) : null,
-        timezone: policy?.timezone ?? "UTC",
-        backups: input,
-      },
-      { now, manualTtlMs: ctx.settings.manualTtlMs },
-    );
-    for (const k of plan.keep) push(keep, k.backupId, k.reasons);
-    for (const d of plan.delete) push(del, d.backupId, d.reasons);
+    const part = summarizePlan(plan, (id) => sizes.get(id));
+    addSummary(summary.keep, part.keep);
+    addSummary(summary.delete, part.delete);
+    if (listKeep) for (const k of plan.keep) keep.push({ backupId: k.backupId, cluster, policy: policyName, reasons: k.reasons });
+    for (const d of plan.delete) del.push({ backupId: d.backupId, cluster, policy: policyName, reasons: d.reasons });
   };
   // The newest backup of every series is always kept, so a cluster's newest backup — whichever
   // series it is in — is never deleted; manual series need no look across series.
   for await (const series of availableSeries(ctx, scope)) emit(series);
-  const summary = summarizePlan({ keep, delete: del }, (id) => bytes.get(id));
   return { keep, delete: del, summary: { ...summary, series: seriesCount, mode: opts.automatic ? "automatic" : "preview" } };
 }
 

@@ -153,6 +153,16 @@ export class LocalBlobStore implements BlobStore {
     },
   };
 
+  async discardPartial(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    const dir = dirname(path);
+    const prefix = `.${path.slice(dir.length + 1)}.`;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(
+      names.filter((n) => n.startsWith(prefix) && n.endsWith(TEMP_SUFFIX)).map((n) => unlink(join(dir, n)).catch(() => undefined)),
+    );
+  }
+
   private partPath(key: string, uploadId: string, partNumber: number): string {
     if (!/^[0-9a-f]{24}$/.test(uploadId)) throw invalidInput("uploadId", "not an upload id of this store");
     const path = this.pathOf(key);

@@ -7,6 +7,7 @@
 // often and after which delay is decided in `withRetry` below (and proven by the proxy tests).
 
 import {
+  ListMultipartUploadsCommand,
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -273,6 +274,17 @@ export class S3BlobStore implements BlobStore {
       await this.abortUpload(this.base + key, uploadId);
     },
   };
+
+  async discardPartial(key: string): Promise<void> {
+    const Key = this.base + key;
+    try {
+      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: Key }));
+      for (const u of res.Uploads ?? []) if (u.Key === Key && u.UploadId) await this.abortUpload(Key, u.UploadId);
+    } catch (e) {
+      // Servers without ListMultipartUploads (s3rver): a bucket lifecycle rule must clean up.
+      this.options.log?.warn("could not list unfinished multipart uploads", { bucket: this.bucket, key: Key, error: describeError(e) });
+    }
+  }
 
   async get(key: string, range?: { start: number; end?: number }): Promise<GetResult> {
     assertObjectKey(key);

@@ -17,8 +17,8 @@ export interface TestService extends NodeService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(env: Record<string, string> = {}, opts: { clock?: Clock } = {}): Promise<TestService> {
-  const dir = mkdtempSync(join(tmpdir(), "etcd-vault-test-"));
+export async function startTestService(env: Record<string, string> = {}, opts: { clock?: Clock; dir?: string } = {}): Promise<TestService> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "etcd-vault-test-"));
   const config = loadConfig({
     ETCD_VAULT_DATA_DIR: join(dir, "data"),
     ETCD_VAULT_ADMIN_TOKEN: ADMIN_TOKEN,

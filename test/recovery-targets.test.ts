@@ -1,0 +1,132 @@
+// Start-up recovery after a crash mid-capture, and storage targets (CRUD, secrets never
+// returned, /check against s3rver and against a broken target).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { startTestService, type TestService } from "./helpers/service.js";
+import { startS3Server, S3RVER_CREDENTIALS, S3RVER_REGION, type S3Server } from "./support/s3-server.js";
+
+const KC = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t0k3n}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`;
+
+describe("recovery after a crash mid-capture", () => {
+  it("fails the interrupted attempt, removes partial files, and retries the run", async () => {
+    const first = await startTestService();
+    await first.call("POST", "/v1/clusters", { name: "prod-a", kubeconfig: KC });
+    await first.close();
+    // What a crash leaves: a running run leased to this host's in-process runner, an uploading
+    // backup, and the local store's temp file for its object.
+    const db = new Database(join(first.dir, "data", "catalog.db"));
+    const now = Date.now();
+    db.prepare(
+      `insert into runs (id, kind, cluster, not_before, state, attempt, lease_owner, lease_expires_at, cancel_requested, bytes, created_at, started_at, backup_id)
+       values ('01RUNCRASHED', 'capture', 'prod-a', ?, 'running', 1, ?, ?, 0, 0, ?, ?, '01BACKUPCRASHED')`,
+    ).run(now, `inproc:${hostname()}`, now + 60_000, now, now);
+    db.prepare(
+      `insert into backups (id, cluster, run_id, state, created_at, target, object_key, recipients, hold, updated_at)
+       values ('01BACKUPCRASHED', 'prod-a', '01RUNCRASHED', 'uploading', ?, 'default', 'prod-a/2026/11/23/01BACKUPCRASHED.db.age', '[]', 0, ?)`,
+    ).run(now, now);
+    db.close();
+    const dir = join(first.dir, "data", "vault", "prod-a", "2026", "11", "23");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, ".01BACKUPCRASHED.db.age.a1b2c3d4e5f6.etcd-vault-tmp"), Buffer.alloc(4096, 7));
+
+    const second = await startTestService({}, { dir: first.dir });
+    try {
+      const b = (await second.call("GET", "/v1/backups/01BACKUPCRASHED")).json;
+      expect(b.state).toBe("failed");
+      const run = (await second.call("GET", "/v1/runs/01RUNCRASHED")).json;
+      expect(run.state).toBe("queued");
+      expect(run.attempt).toBe(2);
+      expect(run.error.message).toContain("restarted");
+      expect(run.lease).toBeNull();
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe("storage targets", () => {
+  let s: TestService;
+  let s3: S3Server;
+  let bucket: string;
+  beforeAll(async () => {
+    s = await startTestService();
+    s3 = await startS3Server();
+    bucket = await s3.createBucket();
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await s3?.stop();
+  });
+
+  it("creates an S3 target whose credentials are sealed and never returned, and checks it", async () => {
+    const url = `s3://${bucket}/vault?endpoint=${encodeURIComponent(s3.endpoint)}&region=${S3RVER_REGION}&forcePathStyle=true&checksums=false`;
+    const r = await s.call("POST", "/v1/targets", { name: "offsite", url, credentials: S3RVER_CREDENTIALS, storageClass: "STANDARD_IA" });
+    expect(r.status).toBe(201);
+    expect(r.json).toEqual({ name: "offsite", kind: "s3", url, objectLock: null, storageClass: "STANDARD_IA" });
+    const all = await s.call("GET", "/v1/targets");
+    expect(all.json.items.map((t: any) => t.name)).toEqual(["default", "offsite"]);
+    expect(all.text).not.toContain(S3RVER_CREDENTIALS.secretAccessKey);
+    const db = new Database(join(s.dir, "data", "catalog.db"), { readonly: true });
+    expect(JSON.stringify(db.prepare("select * from targets").all())).not.toContain(S3RVER_CREDENTIALS.secretAccessKey);
+    db.close();
+    const check = await s.call("POST", "/v1/targets/offsite/check");
+    expect(check.json.ok).toBe(true);
+    expect(check.json.steps.map((x: any) => x.step)).toEqual(["write", "read", "delete"]);
+    const local = await s.call("POST", "/v1/targets/default/check");
+    expect(local.json.ok).toBe(true);
+  });
+
+  it("reports which step failed for a target that cannot be reached", async () => {
+    await s.call("POST", "/v1/targets", {
+      name: "nowhere",
+      url: `s3://${bucket}/x?endpoint=${encodeURIComponent("http://127.0.0.1:9")}&region=${S3RVER_REGION}&forcePathStyle=true&checksums=false`,
+      credentials: S3RVER_CREDENTIALS,
+    });
+    const check = await s.call("POST", "/v1/targets/nowhere/check");
+    expect(check.status).toBe(200);
+    expect(check.json.ok).toBe(false);
+    expect(check.json.steps[0].step).toBe("write");
+    expect(check.json.steps[0].error).toMatch(/127\.0\.0\.1|ECONNREFUSED|refused/i);
+    expect(check.text).not.toContain(S3RVER_CREDENTIALS.secretAccessKey);
+  });
+
+  it("rejects bad targets naming the field, and protects targets in use", async () => {
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ name: "x1", url: "ftp://nope" }, "url"],
+      [{ name: "x2", url: "s3://" }, "url"],
+      [{ name: "x3", url: "file:///tmp/x", credentials: S3RVER_CREDENTIALS }, "credentials"],
+      [{ name: "x4", url: "file:///tmp/x", objectLock: { mode: "GOVERNANCE", days: 1 } }, "objectLock"],
+      [{ name: "x5", url: `s3://${bucket}`, objectLock: { mode: "SOMETIMES", days: 1 } }, "objectLock.mode"],
+      [{ name: "Bad Name", url: "file:///tmp/x" }, "name"],
+    ];
+    for (const [body, field] of bad) {
+      const r = await s.call("POST", "/v1/targets", body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.json.error.message).toContain(field);
+    }
+    expect((await s.call("POST", "/v1/targets", { name: "offsite", url: "file:///tmp/x" })).status).toBe(409);
+    await s.call("POST", "/v1/policies", {
+      name: "p",
+      selector: { matchLabels: {} },
+      schedule: "@every 6h",
+      retention: { last: 1 },
+      recipients: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"],
+      target: "offsite",
+    });
+    const del = await s.call("DELETE", "/v1/targets/offsite");
+    expect(del.status).toBe(409);
+    expect(del.json.error.message).toContain("policy 'p'");
+    expect((await s.call("DELETE", "/v1/targets/nowhere")).status).toBe(204);
+    expect(existsSync(join(s.dir, "data"))).toBe(true);
+  });
+});
