@@ -125,6 +125,29 @@ try {
     ["plan", "backups", "keep", "delete", "series", "ms", "k backups/s", "heap peak", "plan retained", "RSS peak MiB", "< 2 s"],
     rows,
   );
+  // The tick's sweep plans the same way but keeps only the delete list (automatic mode).
+  {
+    last = null;
+    gc();
+    const heapBefore = process.memoryUsage().heapUsed / MiB;
+    const m = await measured(() => planRetention(ctx, {}, { automatic: true }));
+    const planned = (m.result.summary as { keep: { count: number }; delete: { count: number } });
+    gc();
+    const retained = (process.memoryUsage().heapUsed - base.heapUsed) / MiB;
+    printTable("The sweep's plan (automatic mode: delete list only, keep counted)", ["plan", "backups", "delete", "ms", "heap peak", "plan retained", "RSS peak MiB", "< 2 s"], [
+      [
+        "fleet, automatic",
+        planned.keep.count + planned.delete.count,
+        m.result.delete.length,
+        fixed(m.ms, 0),
+        fixed(m.heapPeakMiB - heapBefore, 0),
+        fixed(retained, 0),
+        fixed(m.rssPeakMiB, 0),
+        pass(m.ms < 2000),
+      ],
+    ]);
+    last = await planRetention(ctx, {});
+  }
   const json = Buffer.byteLength(JSON.stringify(last));
   process.stdout.write(`the plan as the API returns it (POST /v1/retention/plan): ${formatSize(json)} of JSON\n`);
   const deleteReasons = (last!.summary as { delete?: { byReason?: Record<string, number> } }).delete?.byReason;

@@ -71,12 +71,15 @@ const onWorker = (url: string) => wd.url + new URL(url).pathname;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "etcd-vault-worker-"));
   const persistTo = join(dir, "wrangler-state");
-  // Independent start-ups in parallel: the bundle, wrangler's migration run, and etcd.
-  [built, migrationsOutput, etcd] = await Promise.all([
-    buildWorker(join(dir, "bundle")),
-    applyD1Migrations(persistTo),
-    startEtcd({ name: "master-0" }),
+  // Independent start-ups in parallel: the bundle, wrangler's migration run, and etcd. Each is
+  // kept as soon as it is up, so afterAll stops etcd even when another one failed.
+  const started = await Promise.allSettled([
+    buildWorker(join(dir, "bundle")).then((b) => (built = b)),
+    applyD1Migrations(persistTo).then((out) => (migrationsOutput = out)),
+    startEtcd({ name: "master-0" }).then((e) => (etcd = e)),
   ]);
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
   await etcd.putObjects({ count: 200, resource: "configmaps" });
   sim = await startKubeSim({
     nodes: [masterNode("master-0", "127.0.0.1")],

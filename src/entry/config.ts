@@ -3,7 +3,7 @@
 
 import { z } from "zod";
 import { resolve } from "node:path";
-import { parseDurationMs } from "../core/duration-lite.js";
+import { parseDuration } from "../core/duration.js";
 
 const duration = (name: string, fallback: string) =>
   z
@@ -11,9 +11,10 @@ const duration = (name: string, fallback: string) =>
     .default(fallback)
     .transform((v, ctx) => {
       try {
-        return parseDurationMs(v);
+        return parseDuration(v.trim(), name);
       } catch (e) {
-        ctx.addIssue({ code: "custom", message: `${(e as Error).message} (got '${v}')` });
+        // VaultError messages start with the field; the issue path already names the variable.
+        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(`${name}: `, "") });
         return z.NEVER;
       }
     })

@@ -6,7 +6,7 @@ import type { Command } from "./cli-commands.js";
 import { KubeClusterAccess } from "../kube/cluster-access.js";
 import { Runner } from "../scheduler/runner.js";
 import { httpBackend } from "../scheduler/http-backend.js";
-import { parseDurationMs } from "../core/duration-lite.js";
+import { parseDuration } from "../core/duration.js";
 import { createLogger } from "./logger.js";
 
 export const runnerCommand: Command = {
@@ -47,7 +47,7 @@ SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then ex
       access: new KubeClusterAccess({ log }),
       log,
       concurrency,
-      idleTimeoutMs: parseDurationMs(process.env.ETCD_VAULT_EXEC_IDLE_TIMEOUT || "60s"),
+      idleTimeoutMs: parseDuration(process.env.ETCD_VAULT_EXEC_IDLE_TIMEOUT || "60s", "ETCD_VAULT_EXEC_IDLE_TIMEOUT"),
       idleDelayMs: 200,
     });
     log.info("runner started", { server: values.server, pool: values.pool ?? null, concurrency });

@@ -10,7 +10,7 @@ import { tick } from "../scheduler/tick.js";
 import type { ServiceContext } from "../services/context.js";
 import { createLogger } from "./logger.js";
 import { loadConfig } from "./config.js";
-import { parseDurationMs } from "../core/duration-lite.js";
+import { parseDuration } from "../core/duration.js";
 
 export const tickCommand: Command = {
   summary: "run one scheduler tick (via the API with --server, or on a SQLite file with --db)",
@@ -39,7 +39,7 @@ Prints {"created","requeued","deleted","retrying"} as JSON.`,
     // Replay: tick at --now, then every --every until --until (catching a catalog up, or tests).
     const until = values.until ? Date.parse(values.until) : now;
     if (Number.isNaN(until) || until < now) throw new Error(`--until: must be an RFC 3339 time not before --now`);
-    const step = values.every ? parseDurationMs(values.every) : 0;
+    const step = values.every ? parseDuration(values.every, "--every") : 0;
     if (until > now && !step) throw new Error("--until needs --every DURATION");
     const config = loadConfig(process.env);
     const catalog = openSqliteCatalog(values.db!);

@@ -121,7 +121,7 @@ async function buildService(env: WorkerEnv): Promise<WorkerService> {
         await ensureReady();
         return { ok: true };
       } catch (e) {
-        return { ok: false, reason: `catalog unreachable: ${(e as Error).message}` };
+        return { ok: false, reason: `catalog unreachable: ${driverReason(e)}` };
       }
     },
     extend: [policyRoutes(retentionSweep), linkRoutes(remoteAddr)],
@@ -145,15 +145,18 @@ function serviceFor(env: WorkerEnv): Promise<WorkerService> {
   return cached.service;
 }
 
+/** drizzle wraps driver errors with the query and its parameters: keep the driver's reason only. */
+function driverReason(e: unknown): string {
+  const cause = (e as { cause?: unknown })?.cause;
+  return cause instanceof Error ? cause.message : e instanceof Error ? e.message : String(e);
+}
+
 /** A Worker that cannot start says why, in the error envelope (config messages carry no secrets). */
 function notReadyResponse(e: unknown): Response {
-  // drizzle wraps driver errors with the query and its parameters: show the driver's reason only.
-  const cause = (e as { cause?: unknown })?.cause;
-  const reason = cause instanceof Error ? cause.message : (e as Error)?.message ?? String(e);
   const message =
     e instanceof WorkerConfigError || e instanceof VaultError
       ? e.message
-      : `the catalog is not ready: ${reason} (were the D1 migrations applied? wrangler d1 migrations apply DB)`;
+      : `the catalog is not ready: ${driverReason(e)} (were the D1 migrations applied? wrangler d1 migrations apply DB)`;
   console.error(message);
   const body = errorBody("internal", message, crypto.randomUUID());
   return new Response(JSON.stringify(body), { status: 500, headers: { "content-type": "application/json" } });
