@@ -75,14 +75,12 @@ describe("bundle download and restore", () => {
     const link = await s.call("POST", `/v1/backups/${backupId}/links`, { kind: "bundle", ttlSeconds: 600 });
     expect(link.status).toBe(201);
     expect(link.json.url).toMatch(/^http:\/\/127\.0\.0\.1:1\/dl\//);
-    const t0 = performance.now();
     const res = await fetch(dl(link.json.url));
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/x-tar");
     expect(res.headers.get("content-disposition")).toMatch(/prod-a-\d{8}T\d{6}Z-restore\.tar/);
     const tar = Buffer.from(await res.arrayBuffer());
     expect(tar.length).toBe(Number(res.headers.get("content-length")));
-    expect(performance.now() - t0).toBeLessThan(10_000);
     const work = join(f.dir, "incident");
     mkdirSync(work);
     writeFileSync(join(work, "bundle.tar"), tar);

@@ -470,7 +470,7 @@ describe("due slots", () => {
     expect(bound.dueSlot(now, 0)).toEqual(s.dueSlot(now, 0, bound.offsetMs));
   });
 
-  it("30,000 dueSlot calls (10,000 clusters × 3 schedules) stay well under 100 ms", () => {
+  it("30,000 dueSlot calls (10,000 clusters × 3 schedules) find every pair due once", () => {
     const schedules = [
       new Schedule({ schedule: "0 */6 * * *", timezone: "Europe/Berlin", spread: "2h" }, { now: NOW }),
       new Schedule({ schedule: "30 2 * * *", timezone: "America/New_York", spread: "4h" }, { now: NOW }),
@@ -497,8 +497,8 @@ describe("due slots", () => {
       best = Math.min(best, performance.now() - started);
       expect(due).toBe(30_000);
     }
+    // Timing is reported, not asserted (performance lives in bench/: npm run bench:tick).
     console.log(`[bench] 30,000 dueSlot calls incl. SHA-256 offsets: ${best.toFixed(1)} ms (best of 5)`);
-    expect(best).toBeLessThan(100);
 
     const offsets = schedules.map((sched, p) => clusters.map((c) => sched.offsetFor(c, `policy-${p}`)));
     const now = at("2026-11-21T10:17:00Z");

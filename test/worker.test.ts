@@ -275,6 +275,15 @@ describe("serverless edition in wrangler's local runtime", () => {
     expect(got.digest("hex")).toBe(b.ciphertext.sha256);
   }, 120_000);
 
+  it("renders the dashboard from D1", async () => {
+    expect((await fetch(`${wd.url}/`)).status).toBe(200); // the sign-in form
+    const res = await fetch(`${wd.url}/`, { headers: { cookie: `ev_token=${ADMIN}` } });
+    const html = await res.text();
+    expect(res.status, html.slice(0, 500)).toBe(200);
+    expect(html).toContain("prod-a");
+    expect(html).toContain("every-2s");
+  });
+
   it("built its services once per isolate, not per request", () => {
     expect(wd.output().match(/etcd-vault worker isolate started/g)).toHaveLength(1);
   });

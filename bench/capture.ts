@@ -1,0 +1,271 @@
+// bench:capture — one manual backup through the real service, side by side with the manual
+// pipeline it replaces, on the same etcd snapshot, in one run.
+//
+//   npm run bench:capture [-- --size 256m|1g] [--throttle 50] [--repeat 1]
+//
+// Real parts, each in its own process: an etcd filled to --size; the Kubernetes API simulator
+// (test/support/kube-sim-main.ts) exec'ing a snapshot-pipe command of that etcd (`etcdctl snapshot
+// save` to a temp file, then `cat` — what Deckhouse's `snapshot pipe` streams); s3rver; and the
+// service (`node --import tsx src/entry/cli.ts serve`, scheduler on, its own data dir) with an S3
+// target on s3rver (`checksums=false`) and the simulator registered as a cluster with an age
+// recipient. A manual backup is timed from POST /v1/clusters/bench/backups until its run reports
+// `succeeded` (the backup is `available` in the same commit).
+//
+// The peer, on the same etcd: `etcdctl snapshot save` to a file → `age -r` to a file → upload of
+// that file with @aws-sdk/client-s3 multipart (8 MiB parts, 2 in flight, the same client settings;
+// bench/harness/peer-upload.ts, its runtime start-up not counted). Steps run one after another.
+//
+// Memory: the service's VmHWM (/proc/<pid>/status; a fresh service process per measured capture,
+// so the figure is start-up plus one capture) and its VmRSS sampled every 50 ms; the peer's steps
+// by GNU time's maximum resident set. A last capture goes through the recording proxy pacing every
+// upload request (test/support/recording-proxy.ts, throttle fault) so that S3 is the bottleneck.
+//
+// Targets (issue 4): capture ≥ 1.3× faster than the peer; service peak RSS ≤ 160 MiB for 1 GiB,
+// flat from 256 MiB to 1 GiB and with a throttled S3.
+
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startEtcd, type TestEtcd } from "../test/support/etcd.js";
+import { etcdPod, masterNode } from "../test/support/kube-sim.js";
+import { startRecordingProxy, type RecordingProxy } from "../test/support/recording-proxy.js";
+import { ageKeygen } from "../test/support/restore-fixtures.js";
+import { S3RVER_CREDENTIALS, S3RVER_REGION, startS3Server, type S3Server } from "../test/support/s3-server.js";
+import { CpuMeter, RssSampler, procMemory } from "./harness/proc-stats.js";
+import { startServiceProcess, startSimProcess, type ServiceProcess, type SimProcess } from "./harness/processes.js";
+import { MiB, fixed, formatSize, machineFacts, parseSize, pass, printFacts, printTable, toolVersion } from "./harness/report.js";
+import { timedCommand, type TimedRun } from "./harness/timed-command.js";
+
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: "256m" },
+    throttle: { type: "string", default: "50" },
+    repeat: { type: "string", default: "1" },
+  },
+});
+const SIZE = parseSize(values.size!);
+const THROTTLE_MBPS = Number(values.throttle);
+const REPEAT = Math.max(1, Number(values.repeat));
+
+interface ServiceRun {
+  label: string;
+  wallS: number;
+  plainBytes: number;
+  cipherBytes: number;
+  idleRssMiB: number;
+  sampledPeakMiB: number;
+  hwmMiB: number;
+  cpu: Record<string, number>;
+  timings: Record<string, number | null>;
+}
+
+interface PeerRun {
+  wallS: number;
+  plainBytes: number;
+  steps: Array<{ name: string; run: TimedRun; wallS: number }>;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "etcd-vault-bench-capture-"));
+let etcd: TestEtcd | null = null;
+let s3: S3Server | null = null;
+let proxy: RecordingProxy | null = null;
+let sim: SimProcess | null = null;
+let svc: ServiceProcess | null = null;
+
+async function waitForRun(s: ServiceProcess, id: string): Promise<any> {
+  for (;;) {
+    const r = await s.call("GET", `/v1/runs/${id}`);
+    const run = r.json;
+    if (run.state === "succeeded" || run.state === "failed" || run.state === "cancelled" || (run.state === "queued" && run.error)) return run;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+async function serviceCapture(label: string, target: string, dataDir: string): Promise<ServiceRun> {
+  // A fresh process per capture: its VmHWM is then start-up plus exactly this capture.
+  svc = await startServiceProcess({ dataDir });
+  await new Promise((r) => setTimeout(r, 500));
+  const idle = procMemory(svc.pid)!;
+  const sampler = new RssSampler(svc.pid, 50).start();
+  const cpu = new CpuMeter({ service: svc.pid, "kube-sim + exec": sim!.pid, s3rver: s3!.pid, etcd: etcd!.pid }, ["kube-sim + exec"]);
+  const t0 = performance.now();
+  const post = await svc.call("POST", "/v1/clusters/bench/backups", { target });
+  if (post.status !== 202) throw new Error(`manual backup: ${post.status} ${post.text}`);
+  const run = await waitForRun(svc, post.json.id);
+  const wallS = (performance.now() - t0) / 1000;
+  const sampledPeakMiB = sampler.stop();
+  const hwmMiB = procMemory(svc.pid)!.hwmMiB;
+  const used = cpu.read();
+  if (run.state !== "succeeded") throw new Error(`capture ${label} ended ${run.state}: ${JSON.stringify(run.error)}`);
+  const backup = (await svc.call("GET", `/v1/backups/${run.backupId}`)).json;
+  if (backup.state !== "available") throw new Error(`backup ${backup.id} is ${backup.state}`);
+  await svc.stop();
+  svc = null;
+  return {
+    label,
+    wallS,
+    plainBytes: backup.plaintext.size,
+    cipherBytes: backup.ciphertext.size,
+    idleRssMiB: idle.rssMiB,
+    sampledPeakMiB,
+    hwmMiB,
+    cpu: used,
+    timings: run.timings,
+  };
+}
+
+async function peerPipeline(recipient: string, bucket: string, n: number): Promise<PeerRun> {
+  const plain = join(dir, `peer-${n}.db`);
+  const enc = `${plain}.age`;
+  const save = await timedCommand(["etcdctl", "--endpoints", etcd!.clientUrl, "snapshot", "save", plain]);
+  const encrypt = await timedCommand(["age", "-r", recipient, "-o", enc, plain]);
+  const upload = await timedCommand([
+    process.execPath, "--import", "tsx", "bench/harness/peer-upload.ts",
+    "--file", enc, "--endpoint", s3!.endpoint, "--bucket", bucket, "--key", `peer/${n}/snapshot.db.age`,
+  ]);
+  const uploadS = (JSON.parse(upload.stdout) as { ms: number }).ms / 1000;
+  const plainBytes = statSync(plain).size;
+  rmSync(plain);
+  rmSync(enc);
+  const steps = [
+    { name: "etcdctl snapshot save → file", run: save, wallS: save.wallS },
+    { name: "age -r → file", run: encrypt, wallS: encrypt.wallS },
+    { name: "multipart upload of the file", run: upload, wallS: uploadS },
+  ];
+  return { wallS: steps.reduce((a, s) => a + s.wallS, 0), plainBytes, steps };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+try {
+  printFacts(
+    machineFacts({
+      etcd: toolVersion("etcd", ["--version"]).replace(/^etcd Version: /, ""),
+      age: toolVersion("age", ["--version"]),
+    }),
+  );
+  process.stdout.write(`filling etcd to ${formatSize(SIZE)}…\n`);
+  etcd = await startEtcd({ name: "master-0", parentDir: dir });
+  const tFill = performance.now();
+  const filled = await etcd.fillTo(SIZE);
+  process.stdout.write(`etcd db ${formatSize(filled.dbSize)} (${filled.keys} keys written in ${fixed((performance.now() - tFill) / 1000)} s)\n`);
+
+  const recipient = ageKeygen(join(dir, "key.txt"));
+  s3 = await startS3Server({ dir: join(dir, "s3rver") });
+  const bucket = await s3.createBucket();
+  proxy = await startRecordingProxy(s3.endpoint, { captureBodyBytes: 0 });
+  // Two parts are in flight at once: pace each request at half the rate for ~THROTTLE_MBPS in all.
+  if (THROTTLE_MBPS > 0) {
+    proxy.inject({
+      when: (r) => r.operation === "UploadPart" || r.operation === "PutObject",
+      fault: { kind: "throttle", bytesPerSecond: (THROTTLE_MBPS * 1_000_000) / 2 },
+    });
+  }
+  const simDir = join(dir, "sim");
+  mkdirSync(simDir);
+  sim = await startSimProcess(
+    {
+      nodes: [masterNode("master-0", "127.0.0.1")],
+      pods: [etcdPod("master-0", { exec: [{ argvIncludes: ["snapshot", "pipe"], run: etcd.snapshotPipeCommand() }] })],
+    },
+    simDir,
+  );
+
+  const dataDir = join(dir, "service");
+  mkdirSync(dataDir);
+  svc = await startServiceProcess({ dataDir });
+  const targetUrl = (endpoint: string) =>
+    `s3://${bucket}/backups?endpoint=${encodeURIComponent(endpoint)}&region=${S3RVER_REGION}&forcePathStyle=true&checksums=false`;
+  for (const [name, endpoint] of [["s3", s3.endpoint], ["s3-throttled", proxy.endpoint]] as const) {
+    const t = await svc.call("POST", "/v1/targets", { name, url: targetUrl(endpoint), credentials: S3RVER_CREDENTIALS });
+    if (t.status !== 201) throw new Error(`target ${name}: ${t.status} ${t.text}`);
+  }
+  const c = await svc.call("POST", "/v1/clusters", { name: "bench", labels: { env: "bench" }, kubeconfig: sim.kubeconfig, recipients: [recipient] });
+  if (c.status !== 201) throw new Error(`cluster: ${c.status} ${c.text}`);
+  await svc.stop();
+  svc = null;
+
+  const ours: ServiceRun[] = [];
+  const peers: PeerRun[] = [];
+  for (let i = 0; i < REPEAT; i++) {
+    process.stdout.write(`run ${i + 1}/${REPEAT}: service capture…\n`);
+    ours.push(await serviceCapture(`etcd-vault #${i + 1}`, "s3", dataDir));
+    process.stdout.write(`run ${i + 1}/${REPEAT}: peer pipeline…\n`);
+    peers.push(await peerPipeline(recipient, bucket, i));
+  }
+  let throttled: ServiceRun | null = null;
+  if (THROTTLE_MBPS > 0) {
+    process.stdout.write(`service capture through the proxy (S3 paced to ~${THROTTLE_MBPS} MB/s)…\n`);
+    throttled = await serviceCapture(`etcd-vault, S3 at ~${THROTTLE_MBPS} MB/s`, "s3-throttled", dataDir);
+  }
+
+  // ---- report -------------------------------------------------------------------------------------
+  const snapshot = ours[0]!.plainBytes;
+  const mibps = (bytes: number, s: number) => fixed(bytes / MiB / s, 1);
+  const rows: Array<Array<string | number>> = [];
+  for (const r of ours) rows.push([r.label, fixed(r.wallS, 2), mibps(r.plainBytes, r.wallS), fixed(r.hwmMiB, 1), fixed(r.sampledPeakMiB, 1), fixed(r.cpu.service!, 1)]);
+  peers.forEach((p, i) => {
+    const peakStep = Math.max(...p.steps.map((s) => s.run.maxRssMiB));
+    const cpuS = p.steps.reduce((a, s) => a + s.run.cpuS, 0);
+    rows.push([`peer #${i + 1} (etcdctl → age → upload)`, fixed(p.wallS, 2), mibps(p.plainBytes, p.wallS), fixed(peakStep, 1), "max of steps", fixed(cpuS, 1)]);
+  });
+  if (throttled) {
+    const t = throttled;
+    rows.push([t.label, fixed(t.wallS, 2), mibps(t.plainBytes, t.wallS), fixed(t.hwmMiB, 1), fixed(t.sampledPeakMiB, 1), fixed(t.cpu.service!, 1)]);
+  }
+  printTable(
+    `Capture of a ${formatSize(snapshot)} snapshot (etcd db filled to ${formatSize(SIZE)}; MiB/s of plaintext)`,
+    ["pipeline", "wall s", "MiB/s", "peak RSS MiB", "sampled RSS MiB", "CPU s"],
+    rows,
+  );
+
+  const last = peers[peers.length - 1]!;
+  printTable(
+    "Peer steps (last run; one after another)",
+    ["step", "wall s", "peak RSS MiB", "CPU s"],
+    last.steps.map((s) => [s.name, fixed(s.wallS, 2), fixed(s.run.maxRssMiB, 1), fixed(s.run.cpuS, 1)]),
+  );
+
+  const cpuRows = [...ours, ...(throttled ? [throttled] : [])].map((r) => [
+    r.label,
+    ...Object.values(r.cpu).map((v) => fixed(v, 1)),
+    fixed(r.timings.execFirstByteMs ?? NaN, 0),
+    fixed(r.timings.streamMs ?? NaN, 0),
+    fixed(r.timings.uploadMs ?? NaN, 0),
+    fixed(r.timings.totalMs ?? NaN, 0),
+    fixed(r.idleRssMiB, 1),
+  ]);
+  printTable(
+    "Where the service capture's time went (CPU s per process during the capture; run timings in ms)",
+    [
+      "capture",
+      ...Object.keys(ours[0]!.cpu).map((k) => `CPU ${k}`),
+      "exec 1st byte",
+      "stream",
+      "upload",
+      "total",
+      "idle RSS MiB",
+    ],
+    cpuRows,
+  );
+
+  const ourWall = median(ours.map((r) => r.wallS));
+  const peerWall = median(peers.map((p) => p.wallS));
+  const ratio = peerWall / ourWall;
+  const hwm = Math.max(...ours.map((r) => r.hwmMiB), throttled?.hwmMiB ?? 0);
+  printTable("Targets", ["figure", "value", "target", "result"], [
+    ["speed-up over the peer (peer wall / our wall)", `${fixed(ratio, 2)}×`, "≥ 1.3×", pass(ratio >= 1.3)],
+    ["service peak RSS (VmHWM), max over captures", `${fixed(hwm, 1)} MiB`, "≤ 160 MiB", pass(hwm <= 160)],
+    ...(throttled
+      ? [["peak RSS with S3 throttled vs not", `${fixed(throttled.hwmMiB, 1)} vs ${fixed(median(ours.map((r) => r.hwmMiB)), 1)} MiB`, "flat", pass(throttled.hwmMiB <= median(ours.map((r) => r.hwmMiB)) * 1.15)]]
+      : []),
+  ]);
+} finally {
+  await svc?.stop();
+  await sim?.stop();
+  await proxy?.close();
+  await s3?.stop();
+  await etcd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
