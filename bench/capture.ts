@@ -37,6 +37,9 @@ import { startServiceProcess, startSimProcess, type ServiceProcess, type SimProc
 import { MiB, fixed, formatSize, machineFacts, parseSize, pass, printFacts, printTable, toolVersion } from "./harness/report.js";
 import { timedCommand, type TimedRun } from "./harness/timed-command.js";
 
+// This process talks to s3rver through the SDK too (bucket creation); its Node-version notice is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+
 const { values } = parseArgs({
   options: {
     size: { type: "string", default: "256m" },
