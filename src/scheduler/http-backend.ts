@@ -86,17 +86,27 @@ export function httpBackend(o: HttpBackendOptions): RunnerBackend {
     sink(job) {
       const size = partSize.get(job.runId) ?? 16 * 1024 * 1024;
       return async (body) => {
+        // Parts go up one at a time, in order (the control plane hashes the stream as it
+        // arrives), but the next part is read and filled while the previous one is on the wire.
         let buf = new Uint8Array(size);
         let fill = 0;
         let part = 1;
-        const send = async (bytes: Uint8Array) => {
+        let inFlight: Promise<void> = Promise.resolve();
+        const send = (bytes: Uint8Array) => {
           const n = part++;
-          await withRetry(`upload of part ${n}`, async () => {
-            await call("PUT", `/v1/runners/runs/${job.runId}/parts/${n}`, undefined, {
-              body: bytes as Uint8Array<ArrayBuffer>,
-              headers: { "content-type": "application/octet-stream" },
+          const previous = inFlight;
+          inFlight = (async () => {
+            await previous;
+            await withRetry(`upload of part ${n}`, async () => {
+              await call("PUT", `/v1/runners/runs/${job.runId}/parts/${n}`, undefined, {
+                body: bytes as Uint8Array<ArrayBuffer>,
+                headers: { "content-type": "application/octet-stream" },
+              });
             });
-          });
+          })();
+          // Surface a failed part at the next await even if nobody awaits this one yet.
+          inFlight.catch(() => {});
+          return previous;
         };
         for await (const chunk of body) {
           let off = 0;
@@ -106,6 +116,7 @@ export function httpBackend(o: HttpBackendOptions): RunnerBackend {
             fill += take;
             off += take;
             if (fill === size) {
+              // Wait for the part before the one being sent: at most two parts in memory.
               await send(buf);
               buf = new Uint8Array(size);
               fill = 0;
@@ -113,6 +124,7 @@ export function httpBackend(o: HttpBackendOptions): RunnerBackend {
           }
         }
         if (fill > 0 || part === 1) await send(buf.subarray(0, fill));
+        await inFlight;
       };
     },
     async complete(job, report: CaptureReport) {
