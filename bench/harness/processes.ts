@@ -79,12 +79,18 @@ export interface ServiceProcess {
  * `node --import tsx src/entry/cli.ts serve` with its own data dir: the Node edition exactly as
  * deployed (scheduler and in-process runner on unless `env` says otherwise).
  */
-export async function startServiceProcess(o: { dataDir: string; env?: Record<string, string>; port?: number }): Promise<ServiceProcess> {
+export async function startServiceProcess(o: {
+  dataDir: string;
+  env?: Record<string, string>;
+  port?: number;
+  /** Extra node options, e.g. `--cpu-prof` (the profile is written when the service stops). */
+  nodeArgs?: string[];
+}): Promise<ServiceProcess> {
   const port = o.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const logFile = join(o.dataDir, `service-${port}.log`);
   const log = openSync(logFile, "a");
-  const child = spawn(process.execPath, ["--import", "tsx", "src/entry/cli.ts", "serve"], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), "--import", "tsx", "src/entry/cli.ts", "serve"], {
     cwd: REPO_ROOT,
     stdio: ["ignore", log, log],
     env: {
