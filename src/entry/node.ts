@@ -11,7 +11,7 @@ import type { RemoteAddrFn } from "../api/env.js";
 import { openSqliteCatalog, pendingMigrations, type SqliteCatalog } from "../catalog/sqlite.js";
 import { createSecretBox } from "../crypto/secret-box.js";
 import { KubeClusterAccess } from "../kube/cluster-access.js";
-import type { ServiceContext } from "../services/context.js";
+import { settingsFrom, type ServiceContext } from "../services/context.js";
 import type { Clock } from "../core/ports.js";
 import { ensureAdminToken } from "../services/tokens.js";
 import { createStoreResolver, ensureDefaultTarget } from "../services/targets.js";
@@ -49,14 +49,7 @@ export async function buildNodeService(
     storeFor: async () => {
       throw new Error("stores not ready");
     },
-    settings: {
-      publicUrl: config.publicUrl,
-      defaultRecipients: config.ETCD_VAULT_DEFAULT_RECIPIENTS,
-      concurrency: config.ETCD_VAULT_CONCURRENCY,
-      execIdleTimeoutMs: config.ETCD_VAULT_EXEC_IDLE_TIMEOUT,
-      leaseMs: config.ETCD_VAULT_LEASE,
-      manualTtlMs: config.ETCD_VAULT_MANUAL_TTL,
-    },
+    settings: settingsFrom(config, config.publicUrl),
     notifyWork: () => wake(),
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
   };

@@ -7,7 +7,7 @@ import type { Command } from "./cli-commands.js";
 import { openSqliteCatalog } from "../catalog/sqlite.js";
 import { createSecretBox } from "../crypto/secret-box.js";
 import { tick } from "../scheduler/tick.js";
-import type { ServiceContext } from "../services/context.js";
+import { settingsFrom, type ServiceContext } from "../services/context.js";
 import { createLogger } from "./logger.js";
 import { loadConfig } from "./config.js";
 import { parseDuration } from "../core/duration.js";
@@ -57,14 +57,7 @@ Prints {"created","requeued","deleted","retrying"} as JSON.`,
           execSnapshot: async () => { throw new Error("no cluster access in --db mode"); },
         },
         storeFor: async () => { throw new Error("no vault access in --db mode"); },
-        settings: {
-          publicUrl: config.publicUrl,
-          defaultRecipients: config.ETCD_VAULT_DEFAULT_RECIPIENTS,
-          concurrency: config.ETCD_VAULT_CONCURRENCY,
-          execIdleTimeoutMs: config.ETCD_VAULT_EXEC_IDLE_TIMEOUT,
-          leaseMs: config.ETCD_VAULT_LEASE,
-          manualTtlMs: config.ETCD_VAULT_MANUAL_TTL,
-        },
+        settings: settingsFrom(config, config.publicUrl),
         notifyWork: () => {},
         randomBytes: (n) => new Uint8Array(randomBytes(n)),
       };

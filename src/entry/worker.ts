@@ -21,7 +21,7 @@ import type { BlobStore } from "../core/ports.js";
 import type { TargetSpec } from "../core/storage-url.js";
 import { createSecretBox } from "../crypto/secret-box.js";
 import { tick } from "../scheduler/tick.js";
-import type { ServiceContext } from "../services/context.js";
+import { settingsFrom, type ServiceContext } from "../services/context.js";
 import { retentionSweep } from "../services/retention.js";
 import { RunnerHandoffAccess } from "../services/runner-handoff.js";
 import { createStoreResolver, ensureDefaultTarget, type StoreFactory } from "../services/targets.js";
@@ -85,15 +85,8 @@ async function buildService(env: WorkerEnv): Promise<WorkerService> {
     storeFor: async () => {
       throw new Error("stores not ready");
     },
-    settings: {
-      // Unset: filled in from the first request's origin (see `fetch`).
-      publicUrl: config.ETCD_VAULT_PUBLIC_URL?.replace(/\/+$/, "") ?? "",
-      defaultRecipients: config.ETCD_VAULT_DEFAULT_RECIPIENTS,
-      concurrency: config.ETCD_VAULT_CONCURRENCY,
-      execIdleTimeoutMs: config.ETCD_VAULT_EXEC_IDLE_TIMEOUT,
-      leaseMs: config.ETCD_VAULT_LEASE,
-      manualTtlMs: config.ETCD_VAULT_MANUAL_TTL,
-    },
+    // Unset: filled in from the first request's origin (see `fetch`).
+    settings: settingsFrom(config, config.ETCD_VAULT_PUBLIC_URL?.replace(/\/+$/, "") ?? ""),
     // Runners are remote and long-poll the claim route; there is nobody in-process to wake.
     notifyWork: () => {},
     randomBytes: (n) => crypto.getRandomValues(new Uint8Array(n)),

@@ -47,3 +47,23 @@ export interface RequestContext extends ServiceContext {
   remoteAddr: string | null;
   requestId: string;
 }
+
+/** The settings part of the environment, as both editions and `tick --db` validate it. */
+export interface SettingsEnv {
+  ETCD_VAULT_DEFAULT_RECIPIENTS: string[];
+  ETCD_VAULT_CONCURRENCY: number;
+  ETCD_VAULT_EXEC_IDLE_TIMEOUT: number;
+  ETCD_VAULT_LEASE: number;
+  ETCD_VAULT_MANUAL_TTL: number;
+}
+
+export function settingsFrom(env: SettingsEnv, publicUrl: string): ServiceSettings {
+  return {
+    publicUrl,
+    defaultRecipients: env.ETCD_VAULT_DEFAULT_RECIPIENTS,
+    concurrency: env.ETCD_VAULT_CONCURRENCY,
+    execIdleTimeoutMs: env.ETCD_VAULT_EXEC_IDLE_TIMEOUT,
+    leaseMs: env.ETCD_VAULT_LEASE,
+    manualTtlMs: env.ETCD_VAULT_MANUAL_TTL,
+  };
+}
