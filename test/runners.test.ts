@@ -69,6 +69,17 @@ describe("remote runners", () => {
     expect(f.sim.execs.filter((e) => e.argv.includes("pipe")).length).toBe(1);
   });
 
+  it("discovers a pool cluster through its pool's runner", async () => {
+    const before = (await s.call("GET", "/v1/runs?cluster=main&limit=500")).json.items.filter((r: any) => r.kind === "discover").length;
+    const r = await s.call("POST", "/v1/clusters/main/discover");
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.facts.masters).toEqual([{ name: "master-0", internalIP: "127.0.0.1" }]);
+    const runs = (await s.call("GET", "/v1/runs?cluster=main&limit=500")).json.items.filter((x: any) => x.kind === "discover");
+    expect(runs.length).toBe(before + 1);
+    expect(runs[0].state).toBe("succeeded");
+    expect(runs[0].lease).toBeNull();
+  });
+
   it("never hands a pool-b cluster to pool-a runners", async () => {
     const r = await s.call("POST", "/v1/clusters/other/backups", { target: "s3" });
     expect(r.status).toBe(202);

@@ -11,6 +11,7 @@ import type { RemoteAddrFn } from "../api/env.js";
 import { openSqliteCatalog, pendingMigrations, type SqliteCatalog } from "../catalog/sqlite.js";
 import { createSecretBox } from "../crypto/secret-box.js";
 import { KubeClusterAccess } from "../kube/cluster-access.js";
+import { PoolRoutedAccess } from "../services/runner-handoff.js";
 import { settingsFrom, type ServiceContext } from "../services/context.js";
 import type { Clock } from "../core/ports.js";
 import { ensureAdminToken } from "../services/tokens.js";
@@ -40,12 +41,14 @@ export async function buildNodeService(
   const catalog = openSqliteCatalog(join(config.dataDir, "catalog.db"));
   const secrets = await createSecretBox(loadMasterKeys(config.ETCD_VAULT_MASTER_KEY, config.dataDir, log));
   let wake: () => void = () => {};
+  // Direct access for clusters without a pool (and for the in-process runner, which serves them).
+  const kube = new KubeClusterAccess({ log });
   const svc: ServiceContext = {
     catalog,
     secrets,
     clock: opts.clock ?? { now: () => new Date() },
     log,
-    access: new KubeClusterAccess({ log }),
+    access: new PoolRoutedAccess(kube, () => svc),
     storeFor: async () => {
       throw new Error("stores not ready");
     },
@@ -85,7 +88,7 @@ export async function buildNodeService(
     },
     extend: nodeExtensions(remoteAddr),
   });
-  const background = await startBackground(svc, config, (fn) => (wake = fn));
+  const background = await startBackground({ ...svc, access: kube }, config, (fn) => (wake = fn));
   return {
     svc,
     catalog,

@@ -12,8 +12,9 @@ export function localBackend(ctx: ServiceContext, owner: string): RunnerBackend 
   const plans = new Map<string, CapturePlan>();
   return {
     async claim() {
-      // The in-process runner serves every pool: it runs where the catalog is.
-      const run = await claimRun(ctx, owner, { pool: null, anyPool: true });
+      // The in-process runner is the runner without a pool: clusters bound to a pool are reached
+      // only by that pool's remote runners.
+      const run = await claimRun(ctx, owner, { pool: null });
       if (!run) return null;
       try {
         const cluster = await getClusterRow(ctx, run.cluster);

@@ -6,6 +6,8 @@
 import type { ClusterFacts, EtcdPodFact } from "../core/cluster-types.js";
 import { VaultError } from "../core/errors.js";
 import type { ClusterAccess, ClusterConnection, SnapshotExec } from "../core/ports.js";
+import { eq } from "drizzle-orm";
+import { clusters } from "../catalog/schema.js";
 import type { ServiceContext } from "./context.js";
 import { enqueueRun, getRunRow, runView, type RunView } from "./runs.js";
 
@@ -58,3 +60,37 @@ export class RunnerHandoffAccess implements ClusterAccess {
 
 const neverHere = () =>
   new VaultError("internal", "the Worker edition never executes captures; remote runners (`etcd-vault runner`) do");
+
+/**
+ * ClusterAccess of the Node edition's API: clusters without a pool are reached in-process;
+ * clusters bound to a runner pool are reachable only from that pool's runners, so their
+ * discovery is handed off like on the Worker.
+ */
+export class PoolRoutedAccess implements ClusterAccess {
+  private readonly handoff: RunnerHandoffAccess;
+
+  constructor(
+    private readonly direct: ClusterAccess,
+    private readonly ctx: () => ServiceContext,
+    waitMs = DISCOVERY_WAIT_MS,
+  ) {
+    this.handoff = new RunnerHandoffAccess(ctx, waitMs);
+  }
+
+  private async pooled(name: string): Promise<boolean> {
+    const row = (await this.ctx().catalog.db.select({ pool: clusters.pool }).from(clusters).where(eq(clusters.name, name)).limit(1))[0];
+    return Boolean(row?.pool);
+  }
+
+  async discover(cluster: ClusterConnection, signal?: AbortSignal): Promise<ClusterFacts> {
+    return (await this.pooled(cluster.name)) ? this.handoff.discover(cluster, signal) : this.direct.discover(cluster, signal);
+  }
+
+  snapshotCandidates(cluster: ClusterConnection, signal?: AbortSignal): Promise<EtcdPodFact[]> {
+    return this.direct.snapshotCandidates(cluster, signal);
+  }
+
+  execSnapshot(cluster: ClusterConnection, pod: string, options: { idleTimeoutMs: number; signal?: AbortSignal }): Promise<SnapshotExec> {
+    return this.direct.execSnapshot(cluster, pod, options);
+  }
+}
