@@ -2,7 +2,7 @@
 // Kubernetes API simulator exec'ing a real snapshot command, s3rver behind a recording proxy, an
 // age identity from the age CLI, and the service itself.
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startEtcd, type TestEtcd } from "../support/etcd.js";
@@ -65,6 +65,7 @@ export async function startFleet(opts: { keys?: number; masters?: number } = {})
       await proxy.close();
       await s3.stop();
       await etcd.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
