@@ -1,7 +1,7 @@
 // The command line as a user meets it: help for every command, the version, configuration errors
 // that name the variable, and the first start (admin token printed once, master key generated).
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCli } from "./helpers/processes.js";
@@ -44,6 +44,7 @@ describe("etcd-vault CLI", () => {
       expect(r.out).toContain(reason);
       expect(r.out).not.toMatch(/at .*\.ts:\d+/); // no stack trace
     }
+    rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
   it("first start generates an admin token printed once and a 0600 master key with a warning", async () => {
@@ -72,5 +73,6 @@ describe("etcd-vault CLI", () => {
     expect(again.status).toBe(200);
     second.kill("SIGTERM");
     await second.exited;
+    rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 });

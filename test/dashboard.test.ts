@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type ServerType } from "@hono/node-server";
 import { chromium, type Browser } from "playwright-core";
-import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestService, type TestService } from "./helpers/service.js";
@@ -62,6 +62,7 @@ describe("dashboard", () => {
     const shot = join(mkdtempSync(join(tmpdir(), "ev-shot-")), "dashboard.png");
     await page.screenshot({ path: shot, fullPage: true });
     expect(existsSync(shot) && statSync(shot).size > 5000).toBe(true);
+    rmSync(join(shot, ".."), { recursive: true, force: true });
     await page.click("text=Sign out");
     await page.locator('input[name="token"]').waitFor();
     await page.close();
