@@ -30,7 +30,7 @@
 // Targets (issue 4): capture ≥ 1.3× faster than the peer; service peak RSS ≤ 160 MiB for 1 GiB,
 // flat from 256 MiB to 1 GiB and with a throttled S3.
 
-import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -43,7 +43,7 @@ import { S3RVER_CREDENTIALS, S3RVER_REGION, startS3Server, type S3Server } from 
 import { CpuMeter, RssSampler, procMemory } from "./harness/proc-stats.js";
 import { startServiceProcess, startSimProcess, type ServiceProcess, type SimProcess } from "./harness/processes.js";
 import { MiB, fixed, formatSize, machineFacts, parseSize, pass, printFacts, printTable, toolVersion } from "./harness/report.js";
-import { timedCommand, type TimedRun } from "./harness/timed-command.js";
+import { peerPipeline, type PeerRun } from "./harness/peer-pipeline.js";
 
 // This process talks to s3rver through the SDK too (bucket creation); its Node-version notice is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -80,11 +80,7 @@ interface ServiceRun {
   timings: Record<string, number | null>;
 }
 
-interface PeerRun {
-  wallS: number;
-  plainBytes: number;
-  steps: Array<{ name: string; run: TimedRun; wallS: number }>;
-}
+
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-vault-bench-capture-"));
 let etcd: TestEtcd | null = null;
@@ -133,27 +129,6 @@ async function serviceCapture(label: string, cluster: string, target: string, da
     cpu: used,
     timings: run.timings,
   };
-}
-
-async function peerPipeline(recipient: string, bucket: string, n: number): Promise<PeerRun> {
-  const plain = join(dir, `peer-${n}.db`);
-  const enc = `${plain}.age`;
-  const save = await timedCommand(["etcdctl", "--endpoints", etcd!.clientUrl, "snapshot", "save", plain]);
-  const encrypt = await timedCommand(["age", "-r", recipient, "-o", enc, plain]);
-  const upload = await timedCommand([
-    process.execPath, "--import", "tsx", "bench/harness/peer-upload.ts",
-    "--file", enc, "--endpoint", s3!.endpoint, "--bucket", bucket, "--key", `peer/${n}/snapshot.db.age`,
-  ]);
-  const uploadS = (JSON.parse(upload.stdout) as { ms: number }).ms / 1000;
-  const plainBytes = statSync(plain).size;
-  rmSync(plain);
-  rmSync(enc);
-  const steps = [
-    { name: "etcdctl snapshot save → file", run: save, wallS: save.wallS },
-    { name: "age -r → file", run: encrypt, wallS: encrypt.wallS },
-    { name: "multipart upload of the file", run: upload, wallS: uploadS },
-  ];
-  return { wallS: steps.reduce((a, s) => a + s.wallS, 0), plainBytes, steps };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -231,7 +206,7 @@ try {
       ours.push({ ...(await serviceCapture(`etcd-vault, ${pipe} #${i + 1}`, `bench-${pipe}`, "s3", dataDir)), pipe });
     }
     process.stdout.write(`run ${i + 1}/${REPEAT}: peer pipeline…\n`);
-    peers.push(await peerPipeline(recipient, bucket, i));
+    peers.push(await peerPipeline({ etcdUrl: etcd.clientUrl, s3Endpoint: s3.endpoint, bucket, recipient, dir, key: `peer/${i}/snapshot.db.age` }));
   }
   let throttled: ServiceRun | null = null;
   if (THROTTLE_MBPS > 0) {

@@ -7,8 +7,8 @@
 //
 // The service context is the one `etcd-vault serve` builds (buildNodeService, scheduler off), its
 // clock at the catalog's "now". Memory: the heap and RSS are sampled every 10 ms while planning;
-// "retained" is the heap still held after a full GC with the plan alive (the plan itself: its
-// keep and delete lists). Time is the whole call: every page read from SQLite, every series
+// "retained" is what the finished plan holds (its keep and delete lists): the live heap after a
+// full GC with the plan, minus the same without it. Time is the whole call: every page read from SQLite, every series
 // planned, the lists and the summary built.
 //
 // Target (issue 6): < 2 s for the fleet; memory bounded (series streamed, the catalog not loaded).
@@ -21,7 +21,8 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { loadConfig } from "../src/entry/config.js";
 import { buildNodeService } from "../src/entry/node.js";
-import { planRetention } from "../src/services/retention.js";
+import type { ServiceContext } from "../src/services/context.js";
+import { planRetention, type RetentionPlan } from "../src/services/retention.js";
 import { FLEET_NOW, FLEET_POLICIES, clusterName, type FleetCounts } from "./harness/fleet-catalog.js";
 import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY, runTsx } from "./harness/processes.js";
 import { MiB, fixed, formatSize, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
@@ -45,8 +46,28 @@ mkdirSync(dataDir);
 const file = join(dataDir, "catalog.db");
 let service: Awaited<ReturnType<typeof buildNodeService>> | null = null;
 
-/** Peak heap and RSS seen while `fn` runs (sampled every 10 ms, and once at the end). */
-async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number; heapPeakMiB: number; rssPeakMiB: number }> {
+interface PlanFigures {
+  ms: number;
+  keep: number;
+  delete: number;
+  listed: number;
+  series: number;
+  /** Peak heap while planning, above the heap before the call (MiB). */
+  heapPeakMiB: number;
+  /** What the finished plan holds: heap after a full GC with the plan, minus before the call (MiB). */
+  retainedMiB: number;
+  rssPeakMiB: number;
+  plan: RetentionPlan | null;
+}
+
+/**
+ * One plan, measured: heap and RSS sampled every 10 ms while it runs. Only numbers leave this
+ * frame (unless `keepPlan`), so the plan is garbage once it returns and the next measurement
+ * starts from the same heap.
+ */
+async function measurePlan(ctx: ServiceContext, scope: { policy?: string; cluster?: string }, automatic: boolean, keepPlan = false): Promise<PlanFigures> {
+  gc();
+  const before = process.memoryUsage().heapUsed;
   let heapPeak = 0;
   let rssPeak = 0;
   const sample = () => {
@@ -56,11 +77,24 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ result: T; ms: numbe
   };
   const timer = setInterval(sample, 10);
   const t0 = performance.now();
-  const result = await fn();
+  const plan = await planRetention(ctx, scope, { automatic });
   const ms = performance.now() - t0;
   clearInterval(timer);
   sample();
-  return { result, ms, heapPeakMiB: heapPeak / MiB, rssPeakMiB: rssPeak / MiB };
+  gc();
+  const retained = process.memoryUsage().heapUsed - before;
+  const summary = plan.summary as { keep: { count: number }; delete: { count: number }; series: number };
+  return {
+    ms,
+    keep: summary.keep.count,
+    delete: summary.delete.count,
+    listed: plan.keep.length + plan.delete.length,
+    series: summary.series,
+    heapPeakMiB: (heapPeak - before) / MiB,
+    retainedMiB: retained / MiB,
+    rssPeakMiB: rssPeak / MiB,
+    plan: keepPlan ? plan : null,
+  };
 }
 
 try {
@@ -92,67 +126,32 @@ try {
   process.stdout.write(`before planning: heap ${fixed(base.heapUsed / MiB)} MiB, RSS ${fixed(base.rss / MiB)} MiB\n`);
 
   const rows: Array<Array<string | number>> = [];
-  let last: Awaited<ReturnType<typeof planRetention>> | null = null;
-  let retainedMiB = 0;
-  const times: number[] = [];
-  for (let i = 0; i < REPEAT; i++) {
-    last = null;
-    gc();
-    const heapBefore = process.memoryUsage().heapUsed / MiB;
-    const m = await measured(() => planRetention(ctx, {}));
-    last = m.result;
-    gc();
-    // What the finished plan holds (its keep and delete lists), above the heap before any planning.
-    retainedMiB = (process.memoryUsage().heapUsed - base.heapUsed) / MiB;
-    times.push(m.ms);
-    const planned = last.keep.length + last.delete.length;
-    rows.push([
-      i === 0 ? "fleet, first" : `fleet, run ${i + 1}`,
-      planned,
-      last.keep.length,
-      last.delete.length,
-      String(last.summary.series),
-      fixed(m.ms, 0),
-      fixed(planned / (m.ms / 1000) / 1000, 0),
-      fixed(m.heapPeakMiB - heapBefore, 0),
-      fixed(retainedMiB, 0),
-      fixed(m.rssPeakMiB, 0),
-      pass(m.ms < 2000),
-    ]);
-  }
+  const row = (name: string, f: PlanFigures) => [
+    name,
+    f.keep + f.delete,
+    f.keep,
+    f.delete,
+    f.listed,
+    f.series,
+    fixed(f.ms, 0),
+    fixed((f.keep + f.delete) / (f.ms / 1000) / 1000, 0),
+    fixed(f.heapPeakMiB, 0),
+    fixed(f.retainedMiB, 0),
+    fixed(f.rssPeakMiB, 0),
+    pass(f.ms < 2000),
+  ];
+  for (let i = 0; i < REPEAT; i++) rows.push(row(i === 0 ? "preview, first" : `preview, run ${i + 1}`, await measurePlan(ctx, {}, false)));
+  // The tick's sweep plans the same way but lists only the deletions (automatic mode).
+  for (let i = 0; i < REPEAT; i++) rows.push(row(`sweep (automatic), run ${i + 1}`, await measurePlan(ctx, {}, true)));
   printTable(
     `planRetention over the fleet at ${new Date(FLEET_NOW).toISOString()} (heap figures: MiB above the heap before the call)`,
-    ["plan", "backups", "keep", "delete", "series", "ms", "k backups/s", "heap peak", "plan retained", "RSS peak MiB", "< 2 s"],
+    ["plan", "backups", "keep", "delete", "listed", "series", "ms", "k backups/s", "heap peak", "plan retained", "RSS peak MiB", "< 2 s"],
     rows,
   );
-  // The tick's sweep plans the same way but keeps only the delete list (automatic mode).
-  {
-    last = null;
-    gc();
-    const heapBefore = process.memoryUsage().heapUsed / MiB;
-    const m = await measured(() => planRetention(ctx, {}, { automatic: true }));
-    const planned = (m.result.summary as { keep: { count: number }; delete: { count: number } });
-    gc();
-    const retained = (process.memoryUsage().heapUsed - base.heapUsed) / MiB;
-    printTable("The sweep's plan (automatic mode: delete list only, keep counted)", ["plan", "backups", "delete", "ms", "heap peak", "plan retained", "RSS peak MiB", "< 2 s"], [
-      [
-        "fleet, automatic",
-        planned.keep.count + planned.delete.count,
-        m.result.delete.length,
-        fixed(m.ms, 0),
-        fixed(m.heapPeakMiB - heapBefore, 0),
-        fixed(retained, 0),
-        fixed(m.rssPeakMiB, 0),
-        pass(m.ms < 2000),
-      ],
-    ]);
-    last = await planRetention(ctx, {});
-  }
-  const json = Buffer.byteLength(JSON.stringify(last));
-  process.stdout.write(`the plan as the API returns it (POST /v1/retention/plan): ${formatSize(json)} of JSON\n`);
-  const deleteReasons = (last!.summary as { delete?: { byReason?: Record<string, number> } }).delete?.byReason;
+  const last = (await measurePlan(ctx, {}, false, true)).plan!;
+  process.stdout.write(`the plan as the API returns it (POST /v1/retention/plan): ${formatSize(Buffer.byteLength(JSON.stringify(last)))} of JSON\n`);
+  const deleteReasons = (last.summary as { delete?: { byReason?: Record<string, number> } }).delete?.byReason;
   process.stdout.write(`delete reasons: ${JSON.stringify(deleteReasons)}\n`);
-  last = null;
 
   // Scoped plans, as the API serves them for one cluster or one policy.
   const scoped: Array<Array<string | number>> = [];
@@ -160,8 +159,8 @@ try {
     ["one cluster", { cluster: clusterName(Math.floor(CLUSTERS / 2)) }],
     [`one policy (${FLEET_POLICIES[0]!.name})`, { policy: FLEET_POLICIES[0]!.name }],
   ] as const) {
-    const m = await measured(() => planRetention(ctx, scope));
-    scoped.push([name, m.result.keep.length + m.result.delete.length, fixed(m.ms, 1)]);
+    const f = await measurePlan(ctx, scope, false);
+    scoped.push([name, f.keep + f.delete, fixed(f.ms, 1)]);
   }
   printTable("Scoped plans", ["scope", "backups", "ms"], scoped);
   const maxRss = process.resourceUsage().maxRSS / 1024;

@@ -119,9 +119,6 @@ export const runs = sqliteTable(
     uniqueIndex("runs_slot_uq").on(t.policy, t.cluster, t.slot),
     index("runs_state_idx").on(t.state, t.notBefore),
     index("runs_cluster_idx").on(t.cluster, t.createdAt),
-    // GET /v1/runs?state=… lists newest first: without (state, id) SQLite sorted every run in the
-    // state (30,000 queued after a fleet-wide tick: ~15 ms of a blocked event loop; bench:tick).
-    index("runs_state_id_idx").on(t.state, t.id),
   ],
 );
 
@@ -160,6 +157,9 @@ export const backups = sqliteTable(
     index("backups_policy_idx").on(t.policy, t.id),
     // GET /v1/backups?state=… newest first, read in order instead of sorting every backup in the
     // state (20,000 failed of 1M: ~70 ms per request, blocking every other request; bench:tick).
+    // Trap: without ANALYZE statistics SQLite also picks it for `cluster = ? AND state = ? ORDER BY
+    // id` and walks every available backup (80 s over 1M); such queries must write `+state`
+    // (services/backups.ts does). The same index on runs was dropped again for that reason.
     index("backups_state_id_idx").on(t.state, t.id),
     // Retention reads every available backup in series order (cluster, policy, createdAt, id),
     // page by page. This index holds that order and every column the planner reads, so the scan

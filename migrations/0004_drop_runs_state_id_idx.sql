@@ -1,0 +1,1 @@
+DROP INDEX `runs_state_id_idx`;
