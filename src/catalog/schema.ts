@@ -116,7 +116,9 @@ export const runs = sqliteTable(
     backupId: text("backup_id"),
   },
   (t) => [
-    uniqueIndex("runs_slot_uq").on(t.policy, t.cluster, t.slot),
+    // (policy, slot, cluster): runs of one slot land together (the tick inserts thousands at once)
+    // and "which pairs already have this slot" is a seek. Uniqueness is the same set either way.
+    uniqueIndex("runs_slot_uq").on(t.policy, t.slot, t.cluster),
     index("runs_state_idx").on(t.state, t.notBefore),
     index("runs_cluster_idx").on(t.cluster, t.createdAt),
   ],

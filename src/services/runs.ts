@@ -80,7 +80,9 @@ export async function listRuns(
   const conds: SQL[] = [];
   if (q.cluster) conds.push(eq(runs.cluster, q.cluster));
   if (q.policy) conds.push(eq(runs.policy, q.policy));
-  if (q.state) conds.push(eq(runs.state, q.state));
+  // With a cluster or policy filter, `+state` keeps SQLite on that filter's index instead of
+  // walking every run in the state (there may be a million succeeded ones).
+  if (q.state) conds.push(q.cluster || q.policy ? sql`+${runs.state} = ${q.state}` : eq(runs.state, q.state));
   const after = decodeCursor(q.cursor);
   if (after) conds.push(lt(runs.id, after));
   const rows = await ctx.catalog.db
