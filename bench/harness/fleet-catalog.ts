@@ -16,7 +16,7 @@ import Database from "better-sqlite3";
 import { openSqliteCatalog } from "../../src/catalog/sqlite.js";
 import { formatRetention, parseRetention } from "../../src/core/retention-planner.js";
 import { Schedule, spreadOffsetMs } from "../../src/core/schedule.js";
-import { parseDurationMs } from "../../src/core/duration-lite.js";
+import { parseDuration } from "../../src/core/duration.js";
 import { formatDuration } from "../../src/core/duration.js";
 
 const HOUR = 3_600_000;
@@ -225,7 +225,7 @@ export function generateFleetCatalog(file: string, shape: FleetShape = { cluster
 
     let seq = 0;
     for (const ev of events) {
-      const spreadMs = ev.policy ? parseDurationMs(ev.policy.spread) : 0;
+      const spreadMs = ev.policy ? parseDuration(ev.policy.spread, "spread", { allowZero: true }) : 0;
       for (let i = 0; i < shape.clusters; i++) {
         const cluster = clusterName(i);
         const offset = ev.policy ? spreadOffsetMs(cluster, ev.policy.name, spreadMs) : Math.floor(random() * DAY);

@@ -3,22 +3,7 @@
 
 import { z } from "zod";
 import { resolve } from "node:path";
-import { parseDuration } from "../core/duration.js";
-
-const duration = (name: string, fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((v, ctx) => {
-      try {
-        return parseDuration(v.trim(), name);
-      } catch (e) {
-        // VaultError messages start with the field; the issue path already names the variable.
-        ctx.addIssue({ code: "custom", message: (e as Error).message.replace(`${name}: `, "") });
-        return z.NEVER;
-      }
-    })
-    .describe(name);
+import { durationSetting } from "../core/duration-setting.js";
 
 export const envSchema = z.object({
   PORT: z.coerce.number().int().min(1).max(65535).default(8080),
@@ -41,9 +26,9 @@ export const envSchema = z.object({
         .filter(Boolean),
     ),
   ETCD_VAULT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
-  ETCD_VAULT_EXEC_IDLE_TIMEOUT: duration("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
-  ETCD_VAULT_LEASE: duration("ETCD_VAULT_LEASE", "2m"),
-  ETCD_VAULT_MANUAL_TTL: duration("ETCD_VAULT_MANUAL_TTL", "30d"),
+  ETCD_VAULT_EXEC_IDLE_TIMEOUT: durationSetting("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
+  ETCD_VAULT_LEASE: durationSetting("ETCD_VAULT_LEASE", "2m"),
+  ETCD_VAULT_MANUAL_TTL: durationSetting("ETCD_VAULT_MANUAL_TTL", "30d"),
   ETCD_VAULT_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

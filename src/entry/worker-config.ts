@@ -3,24 +3,11 @@
 // reason; the Worker then answers every request with that message instead of half-working.
 
 import { z } from "zod";
-import { parseDurationMs } from "../core/duration-lite.js";
+import { durationSetting } from "../core/duration-setting.js";
 import { parseStorageUrl } from "../core/storage-url.js";
 import { decodeMasterKey } from "../crypto/secret-box.js";
 import { isD1Database, type D1DatabaseLike } from "../catalog/d1.js";
 import { isR2Bucket } from "../vault/r2-store.js";
-
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((v, ctx) => {
-      try {
-        return parseDurationMs(v);
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: `${(e as Error).message} (got '${v}')` });
-        return z.NEVER;
-      }
-    });
 
 const SECRET_HINT = "set it with `wrangler secret put`, or locally in .dev.vars / `wrangler dev --var NAME:value`";
 
@@ -53,9 +40,9 @@ export const workerEnvSchema = z
       .default("")
       .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean)),
     ETCD_VAULT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
-    ETCD_VAULT_EXEC_IDLE_TIMEOUT: duration("60s"),
-    ETCD_VAULT_LEASE: duration("2m"),
-    ETCD_VAULT_MANUAL_TTL: duration("30d"),
+    ETCD_VAULT_EXEC_IDLE_TIMEOUT: durationSetting("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
+    ETCD_VAULT_LEASE: durationSetting("ETCD_VAULT_LEASE", "2m"),
+    ETCD_VAULT_MANUAL_TTL: durationSetting("ETCD_VAULT_MANUAL_TTL", "30d"),
     ETCD_VAULT_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   // Other bindings (the R2 bucket named by ETCD_VAULT_STORAGE) pass through for the check below.
