@@ -130,8 +130,12 @@ export async function resolveLink(ctx: ServiceContext, token: string): Promise<{
   let payload: string;
   let mac: Uint8Array;
   try {
-    payload = new TextDecoder("utf-8", { fatal: true }).decode(base64UrlDecode(token.slice(0, dot)));
+    const payloadBytes = base64UrlDecode(token.slice(0, dot));
+    payload = new TextDecoder("utf-8", { fatal: true }).decode(payloadBytes);
     mac = base64UrlDecode(token.slice(dot + 1));
+    // One spelling per link: base64 decoders ignore the unused low bits of the last character,
+    // so a token altered there would decode to the same bytes. Only the canonical form passes.
+    if (`${base64UrlEncode(payloadBytes)}.${base64UrlEncode(mac)}` !== token) throw invalid();
   } catch {
     throw invalid();
   }
