@@ -41,11 +41,14 @@ export async function startBackground(
   setWake(() => runner.wake());
   runner.start();
   let ticking = false;
+  let ticks = 0;
   const timer = setInterval(async () => {
     if (ticking) return;
     ticking = true;
     try {
-      const r = await tick(svc, { sweep: retentionSweep });
+      // The retention sweep plans the whole fleet (seconds at a million backups): every 10th
+      // tick, i.e. every 5 minutes, is plenty for deletions that are never urgent.
+      const r = await tick(svc, ticks++ % 10 === 0 ? { sweep: retentionSweep } : {});
       if (r.created || r.requeued || r.deleted) svc.log.info("tick", { ...r });
     } catch (e) {
       svc.log.error("tick failed", { error: (e as Error).message });
