@@ -11,33 +11,11 @@ import type { BlobInfo, BlobStore } from "../src/core/ports.js";
 import { parseStorageUrl, TEMP_SUFFIX } from "../src/core/storage-url.js";
 import { LocalBlobStore } from "../src/vault/local-store.js";
 import { openBlobStore } from "../src/vault/open-store.js";
+import { chunks, collect, failure, readAll } from "./helpers/blobs.js";
 import { S3BlobStore } from "../src/vault/s3-store.js";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 
-async function* chunks(data: Uint8Array, size = 64 * 1024): AsyncGenerator<Uint8Array> {
-  for (let off = 0; off < data.length; off += size) yield data.subarray(off, off + size);
-}
-
-async function readAll(body: ReadableStream<Uint8Array>): Promise<Buffer> {
-  return Buffer.from(await new Response(body).arrayBuffer());
-}
-
-async function collect(it: AsyncIterable<BlobInfo>): Promise<BlobInfo[]> {
-  const out: BlobInfo[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<VaultError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(VaultError);
-    return e as VaultError;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 /** Every file under `dir`, relative, recursively. */
 function filesUnder(dir: string): string[] {

@@ -11,6 +11,7 @@ import { VaultError } from "../src/core/errors.js";
 import type { BlobInfo } from "../src/core/ports.js";
 import { S3BlobStore, type S3StoreOptions } from "../src/vault/s3-store.js";
 import { startRecordingProxy, type RecordedRequest, type RecordingProxy } from "./support/recording-proxy.js";
+import { chunks as chunksOf, collect, failure, readAll } from "./helpers/blobs.js";
 import { s3StoreOptionsFor, startS3Server, type S3Server } from "./support/s3-server.js";
 
 const MiB = 1024 * 1024;
@@ -45,29 +46,7 @@ function storeFor(extra: Partial<S3StoreOptions> = {}): S3BlobStore {
   return s;
 }
 
-async function* chunks(data: Uint8Array, size = 100_003): AsyncGenerator<Uint8Array> {
-  for (let off = 0; off < data.length; off += size) yield data.subarray(off, off + size);
-}
-
-async function readAll(body: ReadableStream<Uint8Array>): Promise<Buffer> {
-  return Buffer.from(await new Response(body).arrayBuffer());
-}
-
-async function collect(it: AsyncIterable<BlobInfo>): Promise<BlobInfo[]> {
-  const out: BlobInfo[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<VaultError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(VaultError);
-    return e as VaultError;
-  }
-  throw new Error("expected the promise to reject");
-}
+const chunks = (data: Uint8Array, size = 100_003) => chunksOf(data, size);
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const isPart = (n: number) => (r: RecordedRequest) => r.operation === "UploadPart" && r.query.partNumber === String(n);
