@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
+import { killGroup, trackGroup, untrackGroup } from "./process-groups.js";
 import { join } from "node:path";
 
 export interface EtcdOptions {
@@ -80,26 +81,6 @@ export interface TestEtcd {
   stop(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Last resort when a test process dies without calling stop(): no etcd outlives it.
-  process.on("exit", () => {
-    for (const p of live) killGroup(p, "SIGKILL");
-  });
-}
-
-function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
-  if (p.pid === undefined) return;
-  try {
-    process.kill(-p.pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -151,7 +132,6 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<TestEtcd> {
 }
 
 async function startOnce(options: EtcdOptions): Promise<TestEtcd> {
-  installExitHook();
   const name = options.name ?? "etcd-test";
   const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), "etcd-vault-etcd-"));
   const dataDir = join(dir, "data");
@@ -178,11 +158,11 @@ async function startOnce(options: EtcdOptions): Promise<TestEtcd> {
   const logFd = openSync(logFile, "a");
   const proc = spawn("etcd", args, { cwd: dir, detached: true, stdio: ["ignore", logFd, logFd] });
   closeSync(logFd);
-  live.add(proc);
+  trackGroup(proc);
   let exited = false;
   proc.on("exit", () => {
     exited = true;
-    live.delete(proc);
+    untrackGroup(proc);
   });
 
   const cleanup = async () => {

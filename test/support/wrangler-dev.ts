@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { killGroup, trackGroup, untrackGroup } from "./process-groups.js";
 import { freePort } from "./etcd.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -30,30 +31,11 @@ export function offlineEnv(): NodeJS.ProcessEnv {
   };
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // Last resort when the test process dies without calling stop(): no workerd outlives it.
-  process.on("exit", () => {
-    for (const p of live) killGroup(p, "SIGKILL");
-  });
-}
-
-function killGroup(p: ChildProcess, signal: NodeJS.Signals): void {
-  if (p.pid === undefined) return;
-  try {
-    process.kill(-p.pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
 
 function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(WRANGLER, args, { cwd: ROOT, env: offlineEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
-    live.add(child);
+    trackGroup(child);
     let output = "";
     child.stdout!.on("data", (d) => (output += d));
     child.stderr!.on("data", (d) => (output += d));
@@ -61,7 +43,7 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
     child.on("error", reject);
     child.on("exit", (code) => {
       clearTimeout(timer);
-      live.delete(child);
+      untrackGroup(child);
       resolve({ code, output });
     });
   });
@@ -69,7 +51,6 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
 
 /** `wrangler d1 migrations apply DB --local --persist-to dir`; returns wrangler's output. */
 export async function applyD1Migrations(persistTo: string, binding = "DB"): Promise<string> {
-  installExitHook();
   const r = await run(["d1", "migrations", "apply", binding, "--local", "--persist-to", persistTo], 60_000);
   if (r.code !== 0) throw new Error(`wrangler d1 migrations apply exited ${r.code}:\n${r.output.slice(-3000)}`);
   return r.output;
@@ -89,7 +70,6 @@ export interface BuiltWorker {
  * and restart the Worker whenever a file under src/ changes mid-test; on a fixed bundle it cannot.
  */
 export async function buildWorker(outDir: string): Promise<BuiltWorker> {
-  installExitHook();
   const metafilePath = join(outDir, "meta.json");
   const r = await run(["deploy", "--dry-run", "--outdir", outDir, "--metafile", metafilePath], 60_000);
   if (r.code !== 0) throw new Error(`wrangler deploy --dry-run exited ${r.code}:\n${r.output.slice(-3000)}`);
@@ -122,7 +102,6 @@ export async function startWranglerDev(o: {
   /** Config file (default: the top-level wrangler.toml, i.e. the source tree, rebuilt on change). */
   config?: string;
 }): Promise<WranglerDev> {
-  installExitHook();
   const [port, inspector] = [await freePort(), await freePort()];
   const args = [
     "dev",
@@ -139,14 +118,14 @@ export async function startWranglerDev(o: {
     ...Object.entries(o.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: offlineEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
-  live.add(child);
+  trackGroup(child);
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
   let exited = false;
   child.on("exit", () => {
     exited = true;
-    live.delete(child);
+    untrackGroup(child);
   });
   const stop = async () => {
     if (!exited) {
