@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { Encrypter } from "age-encryption";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { VaultError } from "../src/core/errors.js";
 import {
   CHUNK_SIZE,
   ageDecrypt,
@@ -22,6 +21,7 @@ import {
 } from "../src/crypto/age-stream.js";
 import { loadNodeChunkSealer } from "../src/crypto/payload-node.js";
 import { isPostQuantum, parseRecipients, recipientFingerprint } from "../src/crypto/recipients.js";
+import { rejection as thrown } from "./helpers/expect-error.js";
 
 const SEALED_CHUNK = CHUNK_SIZE + 16;
 
@@ -378,16 +378,6 @@ describe("post-quantum hybrid recipients (age1pq1…)", () => {
 });
 
 // ---- recipient validation -------------------------------------------------------------------
-
-function thrown(fn: () => unknown): VaultError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(VaultError);
-    return e as VaultError;
-  }
-  throw new Error("expected a VaultError");
-}
 
 describe("parseRecipients", () => {
   it("keeps order, trims, de-duplicates", async () => {

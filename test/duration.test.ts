@@ -1,22 +1,12 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { formatDuration, parseDuration } from "../src/core/duration.js";
-import { VaultError } from "../src/core/errors.js";
+import { rejection } from "./helpers/expect-error.js";
 
 const S = 1000;
 const M = 60 * S;
 const H = 60 * M;
 const D = 24 * H;
-
-function rejection(run: () => unknown): VaultError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VaultError);
-    return error as VaultError;
-  }
-  throw new Error("expected a VaultError");
-}
 
 describe("parseDuration", () => {
   it.each([

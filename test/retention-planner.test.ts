@@ -12,7 +12,7 @@ import {
   type RetentionSeries,
 } from "../src/core/retention-planner.js";
 import type { BackupState } from "../src/core/backup-types.js";
-import { VaultError } from "../src/core/errors.js";
+import { rejection } from "./helpers/expect-error.js";
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -33,16 +33,6 @@ const asMap = (p: RetentionPlan) => ({
   keep: Object.fromEntries(p.keep.map((e) => [e.backupId, e.reasons])),
   delete: Object.fromEntries(p.delete.map((e) => [e.backupId, e.reasons])),
 });
-
-function rejection(run: () => unknown): VaultError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VaultError);
-    return error as VaultError;
-  }
-  throw new Error("expected a VaultError");
-}
 
 describe("worked example (docs/retention.md)", () => {
   // Policy prod-daily: "0 2 * * *" in Europe/Berlin, retention {last: 3, daily: 7, weekly: 3}.

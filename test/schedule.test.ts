@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Cron } from "croner";
 import { Schedule, sha256, spreadOffsetMs, zoneOffsets, checkTimeZone } from "../src/core/schedule.js";
-import { VaultError } from "../src/core/errors.js";
+import { rejection } from "./helpers/expect-error.js";
 
 const M = 60_000;
 const H = 60 * M;
@@ -14,16 +14,6 @@ const NOW = new Date("2026-01-01T00:00:00Z"); // anchors the DST scan behind sma
 
 const schedule = (expr: string, timezone = "UTC", spread?: string) =>
   new Schedule({ schedule: expr, timezone, spread: spread ?? null }, { now: NOW });
-
-function rejection(run: () => unknown): VaultError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VaultError);
-    return error as VaultError;
-  }
-  throw new Error("expected a VaultError");
-}
 
 describe("sha256 (pure TS, FIPS 180-4)", () => {
   it("matches node:crypto on the standard vectors and around the padding boundaries", () => {

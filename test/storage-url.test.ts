@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { VaultError } from "../src/core/errors.js";
 import {
   assertListPrefix,
   assertObjectKey,
@@ -8,16 +7,7 @@ import {
   parseStorageUrl,
   TEMP_SUFFIX,
 } from "../src/core/storage-url.js";
-
-const fails = (fn: () => unknown): VaultError => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(VaultError);
-    return e as VaultError;
-  }
-  throw new Error("expected a VaultError");
-};
+import { rejection as fails } from "./helpers/expect-error.js";
 
 describe("parseStorageUrl: file://", () => {
   it("takes absolute and relative directories", () => {

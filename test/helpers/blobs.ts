@@ -1,6 +1,4 @@
 // Small helpers shared by the blob store tests.
-import { expect } from "vitest";
-import { VaultError } from "../../src/core/errors.js";
 import type { BlobInfo } from "../../src/core/ports.js";
 
 /** `data` as an async stream of `size`-byte chunks. */
@@ -18,13 +16,4 @@ export async function collect(it: AsyncIterable<BlobInfo>): Promise<BlobInfo[]> 
   return out;
 }
 
-/** The VaultError a promise rejects with (fails the test if it resolves or throws anything else). */
-export async function failure(p: Promise<unknown>): Promise<VaultError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(VaultError);
-    return e as VaultError;
-  }
-  throw new Error("expected the promise to reject");
-}
+export { failure } from "./expect-error.js";
