@@ -13,7 +13,7 @@
 //
 // Target (issue 6): < 2 s for the fleet; memory bounded (series streamed, the catalog not loaded).
 
-import { mkdirSync, mkdtempSync, copyFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,7 +24,8 @@ import { buildNodeService } from "../src/entry/node.js";
 import type { ServiceContext } from "../src/services/context.js";
 import { planRetention, type RetentionPlan } from "../src/services/retention.js";
 import { FLEET_NOW, FLEET_POLICIES, clusterName, type FleetCounts } from "./harness/fleet-catalog.js";
-import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY, runTsx } from "./harness/processes.js";
+import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY } from "./harness/processes.js";
+import { obtainFleetCatalog } from "./harness/obtain-catalog.js";
 import { MiB, fixed, formatSize, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
 
 const { values } = parseArgs({
@@ -99,18 +100,7 @@ async function measurePlan(ctx: ServiceContext, scope: { policy?: string; cluste
 
 try {
   printFacts(machineFacts());
-  let counts: FleetCounts | null = null;
-  if (values.catalog) {
-    copyFileSync(values.catalog, file);
-    process.stdout.write(`catalog: copy of ${values.catalog}\n`);
-  } else {
-    process.stdout.write(`generating the catalog (${CLUSTERS} clusters) in its own process…\n`);
-    counts = JSON.parse(await runTsx("bench/harness/fleet-catalog-main.ts", ["--file", file, "--clusters", String(CLUSTERS)])) as FleetCounts;
-    process.stdout.write(
-      `catalog: ${counts.clusters} clusters, ${counts.policies} policies, ${counts.backups} backups (${counts.available} available); ` +
-        `${formatSize(counts.fileBytes)} on disk; generated in ${fixed(counts.seconds)} s\n`,
-    );
-  }
+  const counts: FleetCounts | null = await obtainFleetCatalog(file, CLUSTERS, values.catalog);
   const config = loadConfig({
     ETCD_VAULT_DATA_DIR: dataDir,
     ETCD_VAULT_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,

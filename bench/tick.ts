@@ -17,7 +17,7 @@
 // Targets (issue 5): tick < 250 ms; p99 of the cluster listing < 20 ms with 1M backups.
 
 import { serve } from "@hono/node-server";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -26,8 +26,9 @@ import { buildNodeService } from "../src/entry/node.js";
 import { tick } from "../src/scheduler/tick.js";
 import { freePort } from "../test/support/etcd.js";
 import { FLEET_NOW, FLEET_POLICIES, clusterName, type FleetCounts } from "./harness/fleet-catalog.js";
-import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY, runTsx, spawnTsx } from "./harness/processes.js";
-import { fixed, formatSize, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
+import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY, spawnTsx } from "./harness/processes.js";
+import { obtainFleetCatalog } from "./harness/obtain-catalog.js";
+import { fixed, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
 
 const { values } = parseArgs({
   options: {
@@ -62,18 +63,7 @@ let server: ReturnType<typeof serve> | null = null;
 
 try {
   printFacts(machineFacts());
-  let counts: FleetCounts | null = null;
-  if (values.catalog) {
-    copyFileSync(values.catalog, file);
-    process.stdout.write(`catalog: copy of ${values.catalog}\n`);
-  } else {
-    process.stdout.write(`generating the catalog (${CLUSTERS} clusters) in its own process…\n`);
-    counts = JSON.parse(await runTsx("bench/harness/fleet-catalog-main.ts", ["--file", file, "--clusters", String(CLUSTERS)])) as FleetCounts;
-    process.stdout.write(
-      `catalog: ${counts.clusters} clusters, ${counts.policies} policies (${counts.pairs} pairs), ${counts.backups} backups ` +
-        `(${counts.available} available), ${counts.runs} runs; ${formatSize(counts.fileBytes)} on disk; generated in ${fixed(counts.seconds)} s\n`,
-    );
-  }
+  const counts: FleetCounts | null = await obtainFleetCatalog(file, CLUSTERS, values.catalog);
 
   let now = FLEET_NOW;
   const config = loadConfig({

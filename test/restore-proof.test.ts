@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { startTestService, type TestService } from "./helpers/service.js";
 import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
 import { freePort } from "./support/etcd.js";
-import { etcdctl, etcdKeys, runEtcd, type NodeEtcd } from "./support/restore-fixtures.js";
+import { etcdctl, etcdKeys, restoreEnv, runEtcd, type NodeEtcd } from "./support/restore-fixtures.js";
 import { etcdPod, masterNode } from "./support/kube-sim.js";
 import { startCli } from "./helpers/processes.js";
 
@@ -100,15 +100,7 @@ describe("bundle download and restore", () => {
 
     const r = spawnSync("bash", [join(dir, "restore.sh"), "--allow-non-root", "--yes", "--no-wait", "--identity", f.identityFile], {
       encoding: "utf8",
-      env: {
-        ...process.env,
-        ETCD_MANIFESTS_DIR: paths.manifests,
-        ETCD_DATA_DIR: paths.data,
-        ETCD_PKI_DIR: paths.pki,
-        ETCD_BACKUP_PARENT: paths.parent,
-        ETCDCTL: "/usr/bin/etcdctl",
-        ETCD_STOP_TIMEOUT: "10",
-      },
+      env: restoreEnv(paths),
     });
     expect(r.status, r.stderr + r.stdout).toBe(0);
     // Start etcd as the restored member (name and peer URL from the facts) and read it back.

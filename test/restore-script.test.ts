@@ -13,7 +13,7 @@ import { bundleName } from "../src/core/restore/bundle.js";
 import { renderRestoreSh } from "../src/core/restore/render-restore-sh.js";
 import { freePort } from "./support/etcd.js";
 import {
-  ageKeygen, backupFor, etcdctl, etcdKeys, makeFacts, mustRun, run, runEtcd, writeBundleTar,
+  ageKeygen, backupFor, etcdctl, etcdKeys, makeFacts, mustRun, restoreEnv, run, runEtcd, writeBundleTar,
 } from "./support/restore-fixtures.js";
 
 const MANIFEST = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\n# test manifest\n";
@@ -25,18 +25,7 @@ let bundleDir: string;
 let backup: Backup;
 const paths = {} as { manifests: string; manifest: string; pki: string; data: string; parent: string };
 
-function nodeEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    ETCD_MANIFESTS_DIR: paths.manifests,
-    ETCD_DATA_DIR: paths.data,
-    ETCD_PKI_DIR: paths.pki,
-    ETCD_BACKUP_PARENT: paths.parent,
-    ETCDCTL: "/usr/bin/etcdctl",
-    ETCD_STOP_TIMEOUT: "10",
-    ...extra,
-  };
-}
+const nodeEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => restoreEnv(paths, extra);
 
 const restoreSh = (dir: string, args: string[], extra: Record<string, string> = {}) =>
   run("bash", [join(dir, "restore.sh"), "--allow-non-root", ...args], { env: nodeEnv(extra) });

@@ -156,3 +156,25 @@ export function textSink(): { sink: { write(s: string): boolean }; text(): strin
   let out = "";
   return { sink: { write: (s: string) => ((out += s), true) }, text: () => out };
 }
+
+/** Paths of a temporary node root that restore.sh is pointed at through its environment overrides. */
+export interface NodeRootPaths {
+  manifests: string;
+  data: string;
+  pki: string;
+  parent: string;
+}
+
+/** restore.sh's environment for a temporary node root (Debian's etcdctl 3.4). */
+export function restoreEnv(paths: NodeRootPaths, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ETCD_MANIFESTS_DIR: paths.manifests,
+    ETCD_DATA_DIR: paths.data,
+    ETCD_PKI_DIR: paths.pki,
+    ETCD_BACKUP_PARENT: paths.parent,
+    ETCDCTL: "/usr/bin/etcdctl",
+    ETCD_STOP_TIMEOUT: "10",
+    ...extra,
+  };
+}
