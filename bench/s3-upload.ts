@@ -2,12 +2,19 @@
 // its own process (so only the uploader's memory is measured).
 //
 //   npx tsx bench/s3-upload.ts [--size 1GiB] [--part-size 8MiB] [--queue 2] [--chunk 64KiB]
-//                              [--endpoint http://127.0.0.1:PORT --bucket NAME] [--verify]
+//                              [--source fresh|reused] [--verify] [--runtime bundle|tsx]
+//                              [--endpoint http://127.0.0.1:PORT --bucket NAME]
 //
-// Prints one JSON line. maxRssMiB is process.resourceUsage().maxRSS taken right after the upload:
-// the peak over the whole process life, start-up included. Results: docs/performance.md,
-// "S3 upload memory".
+// --runtime bundle (the default) measures the uploader as the product runs: this file bundled by
+// esbuild (bin/build.js) and run by plain `node` with the V8 flags of `npm start`, in a process of
+// its own; --runtime tsx uploads from this (tsx) process instead. Prints one JSON line. maxRssMiB
+// is process.resourceUsage().maxRSS taken right after the upload: the peak over the uploading
+// process's whole life, start-up included. Results: docs/performance.md, "S3 upload memory".
 
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
@@ -37,6 +44,10 @@ const verify = process.argv.includes("--verify");
 const source = arg("source") ?? "fresh";
 if (source !== "fresh" && source !== "reused") throw new Error("--source is fresh or reused");
 
+const runtime = arg("runtime") ?? "bundle";
+if (runtime !== "bundle" && runtime !== "tsx") throw new Error("--runtime is bundle or tsx");
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
 let server: S3Server | null = null;
 let endpoint = arg("endpoint");
 let bucket = arg("bucket");
@@ -47,6 +58,25 @@ if (!endpoint) {
 if (!bucket) {
   if (!server) throw new Error("--bucket is required with --endpoint");
   bucket = await server.createBucket();
+}
+
+// Bundled: build this file and run it against the same s3rver in a plain-node child, which
+// uploads (the branch below with --runtime tsx, as the bundle has no tsx) and prints the line.
+if (runtime === "bundle" && !process.argv.includes("--bundled-child")) {
+  const { bundle } = await import("../bin/build.js");
+  const out = join(ROOT, "bench", ".scratch", "s3-upload.mjs");
+  await bundle(fileURLToPath(import.meta.url), out, { quiet: true });
+  const start = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+  const nodeFlags = start.slice(1, start.indexOf("bin/etcd-vault.js"));
+  const passOn = process.argv.slice(2).filter((a, i, all) => !["--endpoint", "--bucket", "--runtime"].includes(a) && !["--endpoint", "--bucket", "--runtime"].includes(all[i - 1]!));
+  const child = spawn(process.execPath, [...nodeFlags, out, ...passOn, "--endpoint", endpoint, "--bucket", bucket, "--runtime", "tsx", "--bundled-child"], { stdio: ["ignore", "pipe", "inherit"] });
+  let line = "";
+  child.stdout.on("data", (d) => (line += d));
+  const code = await new Promise<number | null>((r) => child.on("exit", r));
+  await server?.stop();
+  const result = { ...(JSON.parse(line) as Record<string, unknown>), runtime: `bundle (node ${nodeFlags.join(" ")})`.replace(" )", ")") };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(code ?? 1);
 }
 
 /** `total` bytes in `chunkSize` pieces (see --source). */
@@ -104,6 +134,7 @@ process.stdout.write(
     chunkBytes: chunkSize,
     source,
     verified,
+    runtime: process.argv.includes("--bundled-child") ? "bundle" : "tsx",
   })}\n`,
 );
 if (verified === false) process.exit(1);

@@ -26,6 +26,7 @@ import { ENV_KEY, ENV_SECRET, ENV_SESSION } from "@aws-sdk/credential-provider-e
 import { DEFAULT_ETCD_SETTINGS } from "../src/core/cluster-types.js";
 import { parseKubeconfig } from "../src/core/kubeconfig.js";
 import { MIGRATIONS_DIR } from "../src/catalog/sqlite.js";
+import { BUNDLE } from "../bin/build.js";
 import { envSchema, loadConfig } from "../src/entry/config.js";
 import { VERSION } from "../src/entry/version.js";
 import { KubeClusterAccess } from "../src/kube/cluster-access.js";
@@ -122,19 +123,36 @@ function dockerIgnored(patterns: string[], path: string): boolean {
   return ignored;
 }
 
-describe("deploy/Dockerfile", () => {
-  const stages = parseDockerfile(readFileSync(join(DEPLOY, "Dockerfile"), "utf8"));
-  const final = stages.at(-1)!;
-  const workdir = last(final, "WORKDIR")!.args;
-  // COPY from the build context in the final stage: [context source, absolute destination].
-  const contextCopies = all(final, "COPY")
+/** Context copies of a stage: [context source, absolute destination in that stage]. */
+function contextCopiesOf(stage: Stage): (readonly [string, string])[] {
+  const workdir = last(stage, "WORKDIR")!.args;
+  return all(stage, "COPY")
     .filter((c) => !c.args.startsWith("--from"))
     .flatMap((c) => {
       const words = c.args.split(/\s+/);
       const dest = resolve(workdir, words.at(-1)!);
       return words.slice(0, -1).map((src) => [src, words.length > 2 || dest.endsWith("/") ? join(dest, src) : dest] as const);
     });
+}
+
+/** The image's ENTRYPOINT split into node, its flags and the script. */
+function entryPoint(final: Stage): { node: string; flags: string[]; script: string } {
+  const entry = execForm(last(final, "ENTRYPOINT")!.args);
+  return { node: entry[0]!, flags: entry.slice(1, -1), script: entry.at(-1)! };
+}
+
+describe("deploy/Dockerfile", () => {
+  const stages = parseDockerfile(readFileSync(join(DEPLOY, "Dockerfile"), "utf8"));
+  const final = stages.at(-1)!;
+  const contextCopies = contextCopiesOf(final);
   const inImage = (repoPath: string) => contextCopies.some(([src]) => repoPath === src || repoPath.startsWith(`${src}/`));
+  /** `COPY --from=<stage> <path> <dest>` of the final stage: [stage, path in that stage, destination]. */
+  const stageCopies = all(final, "COPY")
+    .filter((c) => c.args.startsWith("--from="))
+    .map((c) => {
+      const [from, src, dest] = c.args.split(/\s+/) as [string, string, string];
+      return [from.slice("--from=".length), src, resolve(last(final, "WORKDIR")!.args, dest)] as const;
+    });
 
   it("is multi-stage, on a Node LTS line that every native dependency supports", () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
@@ -150,48 +168,69 @@ describe("deploy/Dockerfile", () => {
     for (const s of stages) expect(s.from).toBe(final.from);
   });
 
-  it("installs production dependencies only, with a toolchain for the native addon in the build stage", () => {
-    const deps = stages.find((s) => all(s, "RUN").some((r) => /\bnpm ci\b/.test(r.args)))!;
-    expect(deps, "a stage runs npm ci").toBeDefined();
-    expect(deps).not.toBe(final);
-    const npmCi = all(deps, "RUN").find((r) => /\bnpm ci\b/.test(r.args))!.args;
-    expect(npmCi).toMatch(/--omit=dev\b/);
-    expect(npmCi).not.toMatch(/--ignore-scripts/); // better-sqlite3 builds in its install script
+  it("builds the bundle and ships production dependencies only, with a toolchain for the native addon", () => {
+    const [fromStage, modules] = stageCopies.find(([, src]) => /node_modules$/.test(src)) ?? [];
+    expect(modules, "node_modules comes from a build stage").toBeDefined();
+    const build = stages.find((s) => s.name === fromStage)!;
+    expect(build).toBeDefined();
+    expect(build).not.toBe(final);
+    const runs = all(build, "RUN").map((r) => r.args);
+    const ci = runs.findIndex((r) => /\bnpm ci\b/.test(r));
+    expect(ci, "the build stage runs npm ci").toBeGreaterThanOrEqual(0);
+    expect(runs[ci]).not.toMatch(/--ignore-scripts/); // better-sqlite3 builds in its install script
     expect(readdirSync(join(ROOT, "node_modules/better-sqlite3"))).toContain("binding.gyp");
-    const toolchain = all(deps, "RUN").map((r) => r.args).join(" ");
+    // Development dependencies (esbuild for the bundle) are dropped before node_modules is copied:
+    // either npm ci installs production ones only, or a later step prunes the rest.
+    const omitted = /--omit=dev\b/.test(runs[ci]!) || runs.slice(ci).some((r) => /\bnpm prune\b[^&]*--omit=dev\b/.test(r));
+    expect(omitted, "node_modules in the image holds production dependencies only").toBe(true);
+    const toolchain = runs.join(" ");
     for (const tool of ["python3", "make", "g++"]) expect(toolchain).toMatch(new RegExp(`\\b${tool.replace("+", "\\+")}`));
-    expect(all(final, "COPY").some((c) => c.args.startsWith(`--from=${deps.name}`) && /node_modules/.test(c.args))).toBe(true);
-    // The lock file goes into the dependency stage: `npm ci` installs exactly it.
-    expect(all(deps, "COPY").map((c) => c.args).join(" ")).toMatch(/package-lock\.json/);
+    // The lock file goes into the build stage: `npm ci` installs exactly it.
+    expect(all(build, "COPY").map((c) => c.args).join(" ")).toMatch(/package-lock\.json/);
+    // The bundle is made there by the package's own build script, from the sources it needs.
+    const buildScript = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts.build!;
+    expect(buildScript).toContain("bin/build.js");
+    expect(runs.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
+    const built = contextCopiesOf(build).map(([src]) => src);
+    for (const p of ["bin", "src", "tsconfig.json", "package.json"]) expect(built, `the build stage copies ${p}`).toContain(p);
   });
 
   it("copies everything the app reads at run time, from paths that exist", () => {
     for (const [src] of contextCopies) expect(statSync(join(ROOT, src)), src).toBeTruthy();
     const needed = [
       relative(ROOT, BIN), // the entry point
-      "src/entry/cli.ts",
+      "bin/build.js", // imported by the entry point (it only builds where src/ exists)
       relative(ROOT, MIGRATIONS_DIR), // applied by the catalog at start
       "package.json", // "type": "module"
-      "tsconfig.json", // tsx reads compiler options (JSX) from it
     ];
     for (const p of needed) expect(inImage(p), `${p} is copied into the image`).toBe(true);
-    // The migrations land where src/catalog/sqlite.ts looks for them: next to src/.
+    expect(inImage("src"), "the image runs the bundle, not the sources").toBe(false);
+    // The bundle comes from the build stage to where bin/etcd-vault.js loads it.
+    const dist = stageCopies.find(([, src]) => /\/dist$/.test(src));
+    expect(dist, "dist/ is copied from the build stage").toBeDefined();
+    const binDest = contextCopies.find(([src]) => src === "bin")![1];
+    expect(join(dist![2], "etcd-vault.mjs")).toBe(join(dirname(binDest), relative(ROOT, BUNDLE)));
+    // src/catalog/sqlite.ts looks for migrations/ in the directories above the bundle.
     const dest = (p: string) => contextCopies.find(([src]) => src === p)![1];
-    expect(dirname(dest("migrations"))).toBe(dirname(dest("src")));
+    expect(dirname(dest("migrations"))).toBe(dirname(dist![2]));
   });
 
-  it("runs `etcd-vault serve` through the package's bin as a non-root user", () => {
+  it("runs `etcd-vault serve` through the package's bin as a non-root user, with npm start's node flags", () => {
     const user = last(final, "USER")!.args;
     const [uid, gid] = user.split(":");
     expect(uid, "numeric uid, so runAsNonRoot can verify it").toMatch(/^\d+$/);
     expect(Number(uid)).toBeGreaterThan(0);
     expect(Number(gid ?? uid)).toBeGreaterThan(0);
-    const entry = execForm(last(final, "ENTRYPOINT")!.args);
-    expect(entry[0]).toBe("node");
-    const copy = contextCopies.find(([, dest]) => entry[1]!.startsWith(`${dest}/`))!;
-    expect(copy, `${entry[1]} comes from the build context`).toBeDefined();
-    expect(join(ROOT, copy[0], relative(copy[1], entry[1]!))).toBe(BIN);
+    const entry = entryPoint(final);
+    expect(entry.node).toBe("node");
+    const copy = contextCopies.find(([, dest]) => entry.script.startsWith(`${dest}/`))!;
+    expect(copy, `${entry.script} comes from the build context`).toBeDefined();
+    expect(join(ROOT, copy[0], relative(copy[1], entry.script))).toBe(BIN);
     expect(execForm(last(final, "CMD")!.args)).toEqual(["serve"]);
+    // The same V8 flags as `npm start` and the bin's #! line.
+    const start = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts.start!.split(/\s+/);
+    expect(start.slice(1, start.indexOf(relative(ROOT, BIN)))).toEqual(entry.flags);
+    expect(read(relative(ROOT, BIN)).split("\n")[0]).toBe(`#!/usr/bin/env -S node ${entry.flags.join(" ")}`.trimEnd());
   });
 
   it("exposes the default PORT and keeps the data dir on a volume owned by that user", () => {
@@ -210,7 +249,7 @@ describe("deploy/Dockerfile", () => {
 
   it(".dockerignore lets through what the Dockerfile copies and keeps out local state", () => {
     const patterns = read(".dockerignore").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
-    const copied = [...new Set(contextCopies.map(([src]) => src))].flatMap((src) => {
+    const copied = [...new Set(stages.flatMap(contextCopiesOf).map(([src]) => src))].flatMap((src) => {
       const abs = join(ROOT, src);
       return statSync(abs).isDirectory() ? walk(abs).map((f) => relative(ROOT, f)) : [src];
     });
@@ -455,7 +494,7 @@ describe("deploy/kubernetes", () => {
         expect(sc.capabilities.drop, `${where} ${c.name}`).toEqual(["ALL"]);
         expect(sc.privileged ?? false).toBe(false);
         expect(sc.runAsUser ?? imageUid).not.toBe(0);
-        // tsx writes its transform cache to os.tmpdir(); with a read-only root that must be a volume.
+        // os.tmpdir() must stay writable with a read-only root (Node and libraries write there).
         const tmp = (c.volumeMounts as Obj[]).find((m) => m.mountPath === "/tmp");
         expect((spec.volumes as Obj[]).find((v) => v.name === tmp?.name)?.emptyDir, `${where} ${c.name}: /tmp is an emptyDir`).toBeDefined();
         expect(c.resources?.limits?.memory, `${where} ${c.name}: memory limit`).toBeDefined();
@@ -468,9 +507,11 @@ describe("deploy/kubernetes", () => {
 
 interface CliRun { proc: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> }
 const children = new Set<ChildProcess>();
+/** The image runs the bin with these node flags; so do these tests. */
+const IMAGE_NODE_FLAGS = entryPoint(parseDockerfile(readFileSync(join(DEPLOY, "Dockerfile"), "utf8")).at(-1)!).flags;
 
 function startCli(args: string[], env: Record<string, string>): CliRun {
-  const proc = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...IMAGE_NODE_FLAGS, BIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   children.add(proc);
   let out = "";
   let err = "";

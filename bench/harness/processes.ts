@@ -75,9 +75,18 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
+/** What `npm start` runs after `node`: its V8 flags, bin/etcd-vault.js and `serve`. */
+const START_ARGS = ((): string[] => {
+  const start = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== "node" || !words.includes("bin/etcd-vault.js")) throw new Error(`unexpected start script: ${start}`);
+  return words.slice(1);
+})();
+
 /**
- * `node --import tsx src/entry/cli.ts serve` with its own data dir: the Node edition exactly as
- * deployed (scheduler and in-process runner on unless `env` says otherwise).
+ * `node --max-semi-space-size=1 bin/etcd-vault.js serve` as `npm start` runs it (the installed command: the esbuild bundle of src/, rebuilt
+ * first if a source is newer) with its own data dir: the Node edition exactly as deployed
+ * (scheduler and in-process runner on unless `env` says otherwise).
  */
 export async function startServiceProcess(o: {
   dataDir: string;
@@ -90,7 +99,7 @@ export async function startServiceProcess(o: {
   const url = `http://127.0.0.1:${port}`;
   const logFile = join(o.dataDir, `service-${port}.log`);
   const log = openSync(logFile, "a");
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), "--import", "tsx", "src/entry/cli.ts", "serve"], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...START_ARGS], {
     cwd: REPO_ROOT,
     stdio: ["ignore", log, log],
     env: {

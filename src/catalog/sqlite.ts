@@ -4,13 +4,24 @@
 import Database from "better-sqlite3";
 import { drizzle } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
-import { mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as schema from "./schema.js";
 import { rowsChanged, type Catalog, type CatalogDb, type PendingStatement } from "./db.js";
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "migrations");
+/**
+ * The package's migrations/ folder: the nearest one above this module, which is src/catalog/ when
+ * run from source and dist/ when run as the bundle bin/build.js writes.
+ */
+export const MIGRATIONS_DIR = findMigrations(dirname(fileURLToPath(import.meta.url)));
+
+function findMigrations(from: string): string {
+  for (let dir = from, i = 0; i < 4; i++, dir = dirname(dir)) {
+    if (existsSync(join(dir, "migrations", "meta", "_journal.json"))) return join(dir, "migrations");
+  }
+  return join(from, "..", "..", "migrations");
+}
 
 export interface SqliteCatalog extends Catalog {
   sqlite: Database.Database;
