@@ -1,7 +1,9 @@
 // The peer pipeline's last step, in its own process: upload a file to S3 the plain way —
 // @aws-sdk/client-s3 multipart, 8 MiB parts read from the file, 2 parts in flight, with the client
 // settings the service uses for the same target (path style, s3rver's credentials, no request
-// checksums, connection/request timeouts).
+// checksums, connection/request timeouts, part bodies signed as UNSIGNED-PAYLOAD like
+// src/vault/s3-store.ts does — no SigV4 SHA-256 of the bodies; `--signed-payload` for the SDK's
+// default).
 //
 //   tsx bench/harness/peer-upload.ts --file F --endpoint URL --bucket B --key K [--part-size 8m] [--queue 2]
 //
@@ -11,6 +13,7 @@
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, S3Client, UploadPartCommand, type CompletedPart } from "@aws-sdk/client-s3";
 import { open } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { useUnsignedPayload } from "../../src/vault/s3-store.js";
 import { S3RVER_CREDENTIALS, S3RVER_REGION } from "../../test/support/s3-server.js";
 import { parseSize } from "./report.js";
 
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     key: { type: "string" },
     "part-size": { type: "string", default: "8m" },
     queue: { type: "string", default: "2" },
+    "signed-payload": { type: "boolean", default: false },
   },
 });
 const { file, endpoint, bucket: Bucket, key: Key } = values;
@@ -38,6 +42,7 @@ const client = new S3Client({
   responseChecksumValidation: "WHEN_REQUIRED",
   requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
 });
+if (!values["signed-payload"]) useUnsignedPayload(client);
 
 const t0 = performance.now();
 const fh = await open(file, "r");

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BUNDLE, build } from "../../bin/build.js";
 import { freePort } from "../../test/support/etcd.js";
 import type { KubeSimConfig } from "../../test/support/kube-sim.js";
 
@@ -75,18 +76,31 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
-/** What `npm start` runs after `node`: its V8 flags, bin/etcd-vault.js and `serve`. */
+/**
+ * What `npm start` runs after `node`, with bin/etcd-vault.js replaced by the bundle it loads: its
+ * V8 flags, dist/etcd-vault.mjs and `serve`. The harness builds the bundle once per benchmark
+ * process (ensureBundle) and runs it directly, so that an edit under src/ during a benchmark
+ * cannot make a measured service rebuild it at start-up.
+ */
 const START_ARGS = ((): string[] => {
   const start = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
   const words = start.trim().split(/\s+/);
-  if (words[0] !== "node" || !words.includes("bin/etcd-vault.js")) throw new Error(`unexpected start script: ${start}`);
-  return words.slice(1);
+  const bin = words.indexOf("bin/etcd-vault.js");
+  if (words[0] !== "node" || bin < 0) throw new Error(`unexpected start script: ${start}`);
+  return [...words.slice(1, bin), BUNDLE, ...words.slice(bin + 1)];
 })();
 
+let bundled: Promise<void> | null = null;
+/** Builds dist/etcd-vault.mjs from the current sources, once per benchmark process. */
+function ensureBundle(): Promise<void> {
+  bundled ??= build({ quiet: true });
+  return bundled;
+}
+
 /**
- * `node --max-semi-space-size=1 bin/etcd-vault.js serve` as `npm start` runs it (the installed command: the esbuild bundle of src/, rebuilt
- * first if a source is newer) with its own data dir: the Node edition exactly as deployed
- * (scheduler and in-process runner on unless `env` says otherwise).
+ * `node --max-semi-space-size=1 dist/etcd-vault.mjs serve`, what `npm start` runs once the bin
+ * has checked the bundle, with its own data dir: the Node edition exactly as deployed (scheduler
+ * and in-process runner on unless `env` says otherwise).
  */
 export async function startServiceProcess(o: {
   dataDir: string;
@@ -99,6 +113,7 @@ export async function startServiceProcess(o: {
   const url = `http://127.0.0.1:${port}`;
   const logFile = join(o.dataDir, `service-${port}.log`);
   const log = openSync(logFile, "a");
+  await ensureBundle();
   const child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...START_ARGS], {
     cwd: REPO_ROOT,
     stdio: ["ignore", log, log],

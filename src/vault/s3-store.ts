@@ -5,6 +5,9 @@
 //
 // Retries are ours alone: the SDK client is built with `maxAttempts: 1`, so what is retried, how
 // often and after which delay is decided in `withRetry` below (and proven by the proxy tests).
+//
+// Part and object bodies go out with `x-amz-content-sha256: UNSIGNED-PAYLOAD` (see
+// `unsignedPayload` below): the SDK would otherwise SHA-256 every body only to sign it.
 
 import {
   ListMultipartUploadsCommand,
@@ -132,6 +135,7 @@ export class S3BlobStore implements BlobStore {
     this.maxDelayMs = options.retry?.maxDelayMs ?? 10_000;
     this.listPageSize = options.listPageSize ?? 1000;
     this.client = new S3Client(clientConfig(options));
+    useUnsignedPayload(this.client);
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<BlobInfo> {
@@ -644,6 +648,44 @@ function clientConfig(o: S3StoreOptions): S3ClientConfig {
     responseChecksumValidation: "WHEN_REQUIRED",
     requestHandler: { connectionTimeout: 10_000, requestTimeout: o.requestTimeoutMs ?? 120_000 },
   };
+}
+
+/** Operations whose bodies are signed as UNSIGNED-PAYLOAD. */
+const UNSIGNED_BODY_COMMANDS = new Set(["UploadPartCommand", "PutObjectCommand"]);
+const CONTENT_SHA256 = "x-amz-content-sha256";
+
+/**
+ * SigV4 puts a hash of the body into the signature; for a Buffer body @aws-sdk/client-s3 (3.x)
+ * computes it with SHA-256 over every byte — over plain http and https alike — and has no setting
+ * to skip it. Its signer takes the hash from an `x-amz-content-sha256` header when the request
+ * already has one, so this middleware, placed right before signing, sets the literal
+ * `UNSIGNED-PAYLOAD` (an S3 SigV4 mode of its own: the header itself is still signed) on UploadPart
+ * and PutObject. The bytes stay checked without it: per-part CRC32/SHA-256 headers that S3
+ * verifies when `checksums` is on (and Content-MD5 under object lock), the stored size compared
+ * after every put, and the capture's own SHA-256 of the ciphertext; the payload is age-encrypted
+ * and authenticated. A header set earlier (the SDK's aws-chunked `STREAMING-…` modes) is left alone.
+ */
+function unsignedPayload<A extends { request: unknown }, R>(
+  next: (args: A) => Promise<R>,
+  context: { commandName?: string },
+): (args: A) => Promise<R> {
+  return async (args) => {
+    const request = args.request as { headers?: Record<string, string> } | null;
+    if (request?.headers && context.commandName && UNSIGNED_BODY_COMMANDS.has(context.commandName)) {
+      const present = Object.keys(request.headers).some((h) => h.toLowerCase() === CONTENT_SHA256);
+      if (!present) request.headers[CONTENT_SHA256] = "UNSIGNED-PAYLOAD";
+    }
+    return next(args);
+  };
+}
+
+/** Makes `client` send UploadPart and PutObject bodies as UNSIGNED-PAYLOAD (see above). */
+export function useUnsignedPayload(client: S3Client): void {
+  client.middlewareStack.addRelativeTo(unsignedPayload, {
+    name: "etcdVaultUnsignedPayload",
+    relation: "before",
+    toMiddleware: "httpSigningMiddleware",
+  });
 }
 
 function lockParams(o: PutOptions): { ObjectLockMode: "GOVERNANCE" | "COMPLIANCE"; ObjectLockRetainUntilDate: Date } | null {
