@@ -102,3 +102,34 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
 }
+
+/**
+ * One series of available backups (a cluster's backups of one policy, or its manual ones) in
+ * columns, oldest first: (createdAt, id) ascending, the order of `backups_retention_idx`. The
+ * arrays may be longer than `count`; the reader reuses them, so they are valid during the visit only.
+ */
+export interface RetentionSeriesColumns {
+  cluster: string;
+  /** null: the cluster's manual backups. */
+  policy: string | null;
+  count: number;
+  ids: readonly string[];
+  /** createdAt, epoch ms. */
+  createdAt: Float64Array;
+  /** 1: the backup has a hold. */
+  hold: Uint8Array;
+  /** lockedUntil, epoch ms; NaN: no lock. */
+  lockedUntil: Float64Array;
+  /** cipherSize; 0 when unknown. */
+  size: Float64Array;
+}
+
+/**
+ * Optional catalog capability (the Node catalog has it, D1 does not): every series of available
+ * backups in scope, in (cluster, policy) order with a cluster's manual series first, visited
+ * synchronously one at a time. Retention's generic path pages rows through the query builder; this
+ * one lets SQLite assemble each series, which is what makes a fleet-wide plan fast.
+ */
+export interface RetentionSeriesScan {
+  scanRetentionSeries(scope: { policy?: string; cluster?: string }, visit: (series: RetentionSeriesColumns) => void): void;
+}

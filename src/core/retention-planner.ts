@@ -8,6 +8,7 @@ import type { BackupState } from "./backup-types.js";
 import { invalidInput } from "./errors.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { zoneOffsets } from "./schedule.js";
+import type { RetentionSeriesColumns } from "./ports.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -115,85 +116,237 @@ export function planRetention(
   // Newest first; ULIDs break ties so the plan does not depend on input order.
   candidates.sort((a, b) => b.t - a.t || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   const count = candidates.length;
-  const reasons: string[][] = new Array(count);
+  const marks = new SeriesMarks();
+  marks.reset(count);
   for (let i = 0; i < count; i++) {
-    const { backup } = candidates[i]!;
-    const own: string[] = i === 0 ? ["newest"] : [];
-    if (backup.hold) own.push("hold");
-    if (backup.lockedUntil !== null && toMs(backup.lockedUntil, backup.id) > now) own.push(`lock until ${backup.lockedUntil}`);
-    reasons[i] = own;
+    const { t, backup } = candidates[i]!;
+    marks.t[i] = t;
+    marks.hold[i] = backup.hold ? 1 : 0;
+    const lock = backup.lockedUntil;
+    marks.lockMs[i] = lock === null ? NaN : toMs(lock, backup.id);
+    marks.lockText[i] = lock;
   }
-
+  marks.mark(series, now, options.manualTtlMs);
   const plan: RetentionPlan = { keep: [], delete: [] };
-  if (series.policy === null) {
-    // Manual backups: no rules, just a time to live counted from now.
-    const ttl = options.manualTtlMs;
-    const within = `within ${formatDuration(ttl)}`;
-    for (let i = 0; i < count; i++) {
-      const { id, t } = candidates[i]!;
-      const own = reasons[i]!;
-      if (now - t < ttl) own.push(within);
-      if (own.length > 0) plan.keep.push({ backupId: id, reasons: own });
-      else plan.delete.push({ backupId: id, reasons: ["expired"] });
-    }
-    return plan;
-  }
-
-  const rules = series.rules;
-  if (rules === null) throw new Error(`retention: series ${series.cluster}/${series.policy} has no rules`);
-  if (count > 0) applyRules(rules, series.timezone, candidates, reasons);
   for (let i = 0; i < count; i++) {
-    const own = reasons[i]!;
-    if (own.length > 0) plan.keep.push({ backupId: candidates[i]!.id, reasons: own });
-    else plan.delete.push({ backupId: candidates[i]!.id, reasons: ["no rule"] });
+    const backupId = candidates[i]!.id;
+    if (marks.mask[i] !== 0) plan.keep.push({ backupId, reasons: marks.reasons(i) });
+    else plan.delete.push({ backupId, reasons: [marks.deleteReason] });
   }
   return plan;
 }
 
-function applyRules(rules: RetentionRules, timezone: string, candidates: Candidate[], reasons: string[][]): void {
-  const count = candidates.length;
-  for (let i = 0; i < Math.min(rules.last, count); i++) reasons[i]!.push(`last ${i + 1}/${rules.last}`);
+// Why a backup is kept, one bit per reason kind, in the order reasons are listed.
+const NEWEST = 1 << 0;
+const HOLD = 1 << 1;
+const LOCK = 1 << 2;
+const LAST = 1 << 3;
+/** hourly … yearly: PERIOD_BIT[k] for PERIOD_RULES[k]. */
+const PERIOD_BIT = [1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8] as const;
+const WITHIN = 1 << 9;
 
-  if (PERIOD_RULES.some((rule) => rules[rule] > 0)) {
-    const zone = zoneOffsets(timezone);
-    const local = new Float64Array(count);
-    for (let i = 0; i < count; i++) local[i] = zone.toLocal(candidates[i]!.t);
-    const ids = new Float64Array(count);
-    for (const rule of PERIOD_RULES) {
-      const limit = rules[rule];
-      if (limit === 0) continue;
-      const periodOf = PERIOD_ID[rule];
-      for (let i = 0; i < count; i++) ids[i] = periodOf(local[i]!);
-      for (const i of newestPerPeriod(ids, limit)) reasons[i]!.push(`${rule} ${PERIOD_LABEL[rule](ids[i]!)}`);
+/** The reason kind (see `reasonKind`) of each bit of `SeriesMarks.mask`, lowest bit first. */
+export const KEEP_REASON_KINDS = ["newest", "hold", "lock", "last", ...PERIOD_RULES, "within"] as const;
+
+/**
+ * The planner's working columns for one series, reusable from one series to the next (a fleet
+ * plan marks a million backups without allocating per backup). Fill `t`, `hold`, `lockMs` and
+ * `lockText` newest first (createdAt descending, ties by id descending) after `reset(count)`,
+ * then `mark()`: `mask[i]` holds one bit per reason that keeps backup i (0: deleted, with
+ * `deleteReason`), and `reasons(i)` spells them out exactly as `planRetention` lists them.
+ * Reason strings are shared between backups (and series) that have the same reason.
+ */
+export class SeriesMarks {
+  count = 0;
+  /** createdAt, epoch ms. */
+  t = new Float64Array(0);
+  /** 1 when the backup has a hold. */
+  hold = new Uint8Array(0);
+  /** lockedUntil in epoch ms; NaN when there is none. */
+  lockMs = new Float64Array(0);
+  /** lockedUntil as it is shown in `lock until …`; null when there is none. */
+  lockText: Array<string | null> = [];
+  mask = new Uint16Array(0);
+  /** `no rule` for a policy series, `expired` for a manual one. */
+  deleteReason = "no rule";
+  private local = new Float64Array(0);
+  private periodIds = new Float64Array(0);
+  private rules: RetentionRules | null = null;
+  private withinLabel = "";
+  private lastLabels: string[] = [];
+  private lastLabelsOf = -1;
+  private periodLabels: Array<Map<number, string>> = PERIOD_RULES.map(() => new Map());
+  private scratch: string[] = ["", "", "", "", "", "", "", "", "", ""];
+  private shared: ReasonsNode = {};
+  private sharedNodes = 0;
+
+  reset(count: number): void {
+    if (this.t.length < count) {
+      const size = Math.max(count, 2 * this.t.length, 64);
+      this.t = new Float64Array(size);
+      this.hold = new Uint8Array(size);
+      this.lockMs = new Float64Array(size);
+      this.mask = new Uint16Array(size);
+      this.local = new Float64Array(size);
+      this.periodIds = new Float64Array(size);
+    }
+    this.count = count;
+    if (this.lockText.length < count) this.lockText.length = count;
+  }
+
+  /** Sets `mask` for the series (only its policy, rules and timezone are read). */
+  mark(series: Omit<RetentionSeries, "backups">, now: number, manualTtlMs: number): void {
+    const { count, t, mask } = this;
+    for (let i = 0; i < count; i++) {
+      let m = i === 0 ? NEWEST : 0;
+      if (this.hold[i] !== 0) m |= HOLD;
+      if (this.lockMs[i]! > now) m |= LOCK;
+      mask[i] = m;
+    }
+    this.rules = null;
+    if (series.policy === null) {
+      // Manual backups: no rules, just a time to live counted from now.
+      this.deleteReason = "expired";
+      this.withinLabel = `within ${formatDuration(manualTtlMs)}`;
+      for (let i = 0; i < count; i++) if (now - t[i]! < manualTtlMs) mask[i]! |= WITHIN;
+      return;
+    }
+    this.deleteReason = "no rule";
+    const rules = series.rules;
+    if (rules === null) throw new Error(`retention: series ${series.cluster}/${series.policy} has no rules`);
+    this.rules = rules;
+    if (count > 0) this.applyRules(rules, series.timezone);
+  }
+
+  private applyRules(rules: RetentionRules, timezone: string): void {
+    const { count, t, mask } = this;
+    for (let i = 0; i < Math.min(rules.last, count); i++) mask[i]! |= LAST;
+
+    if (PERIOD_RULES.some((rule) => rules[rule] > 0)) {
+      const zone = zoneOffsets(timezone);
+      const local = this.local;
+      for (let i = 0; i < count; i++) local[i] = zone.toLocal(t[i]!);
+      const ids = this.periodIds;
+      for (let k = 0; k < PERIOD_RULES.length; k++) {
+        const rule = PERIOD_RULES[k]!;
+        const limit = rules[rule];
+        if (limit === 0) continue;
+        const periodOf = PERIOD_ID[rule];
+        for (let i = 0; i < count; i++) ids[i] = periodOf(local[i]!);
+        markNewestPerPeriod(ids, count, limit, mask, PERIOD_BIT[k]!);
+      }
+    }
+
+    if (rules.withinMs > 0) {
+      const cutoff = t[0]! - rules.withinMs;
+      this.withinLabel = `within ${formatDuration(rules.withinMs)}`;
+      for (let i = 0; i < count && t[i]! > cutoff; i++) mask[i]! |= WITHIN;
     }
   }
 
-  if (rules.withinMs > 0) {
-    const cutoff = candidates[0]!.t - rules.withinMs;
-    const label = `within ${formatDuration(rules.withinMs)}`;
-    for (let i = 0; i < count && candidates[i]!.t > cutoff; i++) reasons[i]!.push(label);
+  /**
+   * Backup i's reasons into `scratch`; returns how many. They are copied out from there: an array
+   * grown by push() from [] reserves room for 17 entries, and a fleet's plan holds half a million.
+   */
+  private gather(i: number): number {
+    const m = this.mask[i]!;
+    const out = this.scratch;
+    let n = 0;
+    if (m & NEWEST) out[n++] = "newest";
+    if (m & HOLD) out[n++] = "hold";
+    if (m & LOCK) out[n++] = `lock until ${this.lockText[i]}`;
+    if (m & LAST) out[n++] = this.lastLabel(i);
+    if (m & (PERIOD_BIT[0] | PERIOD_BIT[1] | PERIOD_BIT[2] | PERIOD_BIT[3] | PERIOD_BIT[4])) {
+      for (let k = 0; k < PERIOD_RULES.length; k++) if (m & PERIOD_BIT[k]!) out[n++] = this.periodLabel(k, this.local[i]!);
+    }
+    if (m & WITHIN) out[n++] = this.withinLabel;
+    return n;
+  }
+
+  /** The reasons that keep backup i, in listing order (empty when it is deleted): a new array. */
+  reasons(i: number): string[] {
+    return this.scratch.slice(0, this.gather(i));
+  }
+
+  /**
+   * The same reasons as one frozen array shared by every backup (of any series planned with this
+   * object) that has exactly these reasons: across a fleet a few thousand distinct lists (`daily
+   * 2026-11-20` recurs in every cluster) stand for half a million, which is most of what a
+   * fleet-wide plan would otherwise allocate and the garbage collector copy.
+   */
+  sharedReasons(i: number): readonly string[] {
+    const n = this.gather(i);
+    if (this.mask[i]! & LOCK) return Object.freeze(this.scratch.slice(0, n)); // lock times rarely repeat
+    let node = this.shared;
+    for (let k = 0; k < n; k++) {
+      const reason = this.scratch[k]!;
+      let next = node.next?.get(reason);
+      if (next === undefined) {
+        if (this.sharedNodes >= 100_000) {
+          this.shared = {};
+          this.sharedNodes = 0;
+          return this.sharedReasons(i);
+        }
+        next = {};
+        (node.next ??= new Map()).set(reason, next);
+        this.sharedNodes++;
+      }
+      node = next;
+    }
+    return (node.list ??= Object.freeze(this.scratch.slice(0, n)));
+  }
+
+  private lastLabel(i: number): string {
+    const n = this.rules!.last;
+    if (this.lastLabelsOf !== n) {
+      this.lastLabels = [];
+      this.lastLabelsOf = n;
+    }
+    return (this.lastLabels[i] ??= `last ${i + 1}/${n}`);
+  }
+
+  private periodLabel(k: number, local: number): string {
+    const rule = PERIOD_RULES[k]!;
+    const id = PERIOD_ID[rule](local);
+    const labels = this.periodLabels[k]!;
+    let label = labels.get(id);
+    if (label === undefined) {
+      label = `${rule} ${PERIOD_LABEL[rule](id)}`;
+      if (labels.size >= 4096) labels.clear();
+      labels.set(id, label);
+    }
+    return label;
   }
 }
 
+interface ReasonsNode {
+  list?: readonly string[];
+  next?: Map<string, ReasonsNode>;
+}
+
 /**
- * Indices (into newest-first `ids`) of the newest backup of each of the last `limit` periods
- * that contain one. Local time can step back across a period boundary (Pacific/Chatham goes from
+ * Marks (with `bit`) the newest backup of each of the last `limit` periods that contain one, in
+ * newest-first `ids`. Local time can step back across a period boundary (Pacific/Chatham goes from
  * 03:45 back to 02:45, so hour 02 recurs after hour 03), so "last" means the highest period ids,
  * and the newest backup of a period is its first index; when ids only fall — the usual case — one
  * pass finds both.
  */
-function newestPerPeriod(ids: Float64Array, limit: number): number[] {
+function markNewestPerPeriod(ids: Float64Array, count: number, limit: number, mask: Uint16Array, bit: number): void {
   let monotonic = true;
-  for (let i = 1; i < ids.length && monotonic; i++) if (ids[i]! > ids[i - 1]!) monotonic = false;
-  const picked: number[] = [];
+  for (let i = 1; i < count && monotonic; i++) if (ids[i]! > ids[i - 1]!) monotonic = false;
   if (monotonic) {
-    for (let i = 0; i < ids.length && picked.length < limit; i++) if (i === 0 || ids[i] !== ids[i - 1]) picked.push(i);
-    return picked;
+    for (let i = 0, picked = 0; i < count && picked < limit; i++) {
+      if (i === 0 || ids[i] !== ids[i - 1]) {
+        mask[i]! |= bit;
+        picked++;
+      }
+    }
+    return;
   }
   const first = new Map<number, number>();
-  for (let i = 0; i < ids.length; i++) if (!first.has(ids[i]!)) first.set(ids[i]!, i);
+  for (let i = 0; i < count; i++) if (!first.has(ids[i]!)) first.set(ids[i]!, i);
   const periods = [...first.keys()].sort((a, b) => b - a).slice(0, limit);
-  return periods.map((period) => first.get(period)!).sort((a, b) => a - b);
+  for (const period of periods) mask[first.get(period)!]! |= bit;
 }
 
 // Period ids are whole numbers computed from local wall-clock ms (no Intl per backup).
@@ -259,7 +412,7 @@ function daysFromCivil(year: number, month: number, day: number): number {
  * backups), and rejects impossible dates that Date.parse rolls over (02-30 → 03-02). Anything
  * else goes to Date.parse.
  */
-function toMs(value: string | number, id: string): number {
+export function toMs(value: string | number, id: string): number {
   if (typeof value === "number") return value;
   const fast = parseUtc(value);
   const t = fast === null ? Date.parse(value) : fast;
@@ -335,4 +488,41 @@ export function summarizePlan(
     return { count: entries.length, bytes: sizeOf === undefined ? null : bytes, byReason };
   };
   return { keep: side(plan.keep), delete: side(plan.delete) };
+}
+
+/**
+ * One series' columns from catalog rows `[id, createdAt, hold, lockedUntil, cipherSize]` as the
+ * query builder returns them (oldest first), read the way the planner reads a RetentionBackup:
+ * createdAt as stored (epoch ms, or RFC 3339), any truthy hold, lockedUntil through `Date`
+ * (an unreadable one throws, as toISOString does).
+ */
+export function retentionColumnsFromRows(
+  cluster: string,
+  policy: string | null,
+  rows: ReadonlyArray<readonly [id: string, createdAt: string | number, hold: unknown, lockedUntil: string | number | null, size: number | null]>,
+): RetentionSeriesColumns {
+  const count = rows.length;
+  const columns: RetentionSeriesColumns = {
+    cluster,
+    policy,
+    count,
+    ids: rows.map((r) => r[0]),
+    createdAt: new Float64Array(count),
+    hold: new Uint8Array(count),
+    lockedUntil: new Float64Array(count),
+    size: new Float64Array(count),
+  };
+  for (let i = 0; i < count; i++) {
+    const [id, createdAt, hold, lockedUntil, size] = rows[i]!;
+    columns.createdAt[i] = toMs(createdAt, id);
+    columns.hold[i] = hold ? 1 : 0;
+    if (lockedUntil === null) columns.lockedUntil[i] = NaN;
+    else {
+      const lock = new Date(lockedUntil);
+      lock.toISOString(); // throws RangeError for an invalid time, as the plan's `lock until` text would
+      columns.lockedUntil[i] = lock.getTime();
+    }
+    columns.size[i] = size ?? 0;
+  }
+  return columns;
 }

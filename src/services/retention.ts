@@ -1,16 +1,22 @@
 // Retention over the catalog: plan (what would go and why), apply (delete exactly the planned
 // ids, optionally intersected with an expected list), and the tick's automatic sweep. Series are
-// streamed one at a time from an index scan, so memory does not grow with the catalog.
+// streamed one at a time from an index scan, so memory does not grow with the catalog: through
+// the catalog's `scanRetentionSeries` where it has one (Node: SQLite assembles each series), else
+// page by page through the query builder (D1). Both hand the planner the same columns, and the
+// plan is the same either way (bench:retention checks it over the fleet).
 
 import { and, eq, inArray, or, sql, type SQL } from "drizzle-orm";
 import { backups, clusters, policies } from "../catalog/schema.js";
 import { matchesLabels } from "../core/labels.js";
+import type { RetentionSeriesColumns, RetentionSeriesScan } from "../core/ports.js";
 import {
+  KEEP_REASON_KINDS,
+  SeriesMarks,
   parseRetention,
-  planRetention as planSeries,
-  summarizePlan,
-  type RetentionBackup,
-  type RetentionPlan as SeriesPlan,
+  reasonKind,
+  retentionColumnsFromRows,
+  type PlanSideSummary,
+  type RetentionRules,
 } from "../core/retention-planner.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
@@ -20,6 +26,10 @@ export interface PlanItem {
   backupId: string;
   cluster: string;
   policy: string | null;
+  /**
+   * Frozen (typed mutable for the API's response schema): items with the same reasons share one
+   * list, since a fleet's plan has a few thousand distinct lists for a million backups.
+   */
   reasons: string[];
 }
 
@@ -29,7 +39,7 @@ export interface RetentionPlan {
   summary: Record<string, unknown>;
 }
 
-/** One available backup as the scan reads it: [id, cluster, policy, createdAt, hold, lockedUntil, size]. */
+/** One available backup as the generic scan reads it: [id, cluster, policy, createdAt, hold, lockedUntil, size]. */
 type Row = [id: string, cluster: string, policy: string | null, createdAt: number, hold: number | boolean, lockedUntil: number | null, size: number | null];
 
 const PAGE = 5000;
@@ -42,13 +52,23 @@ const PAGE = 5000;
 const seriesPolicy = sql`case when ${backups.policy} is null then '' else ${backups.policy} end`;
 
 /**
- * Available backups in (cluster, policy, createdAt) order, one series at a time, read page by
- * page (keyset pagination). Rows come as arrays (`values()`): mapping a million rows to objects
- * through the query builder cost more than reading them.
+ * The generic path (D1, or any catalog without the `scanRetentionSeries` capability): available
+ * backups in (cluster, policy, createdAt, id) order, read page by page (keyset pagination) as
+ * arrays (`values()`: mapping a million rows to objects through the query builder cost more than
+ * reading them), handed on one series at a time.
  */
-async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; cluster?: string }): AsyncGenerator<Row[]> {
+async function scanSeriesByPages(
+  ctx: ServiceContext,
+  scope: { policy?: string; cluster?: string },
+  visit: (series: RetentionSeriesColumns) => void,
+): Promise<void> {
   let after: Row | null = null;
   let current: Row[] = [];
+  const flush = () => {
+    const [, cluster, policy] = current[0]!;
+    visit(retentionColumnsFromRows(cluster, policy, current.map((r) => [r[0], r[3], r[4], r[5], r[6]] as const)));
+    current = [];
+  };
   for (;;) {
     const conds: SQL[] = [eq(backups.state, "available")];
     if (scope.cluster) conds.push(eq(backups.cluster, scope.cluster));
@@ -74,25 +94,41 @@ async function* availableSeries(ctx: ServiceContext, scope: { policy?: string; c
       .values()) as Row[];
     for (const r of rows) {
       const first = current[0];
-      if (first && (first[1] !== r[1] || first[2] !== r[2])) {
-        yield current;
-        current = [];
-      }
+      if (first && (first[1] !== r[1] || first[2] !== r[2])) flush();
       current.push(r);
     }
     if (rows.length < PAGE) break;
     after = rows[rows.length - 1]!;
   }
-  if (current.length) yield current;
+  if (current.length) flush();
 }
 
-type SideSummary = ReturnType<typeof summarizePlan>["keep"];
+/** The catalog's fast series reader, when it has one (the Node catalog; see core/ports.ts). */
+function seriesScanOf(ctx: ServiceContext): RetentionSeriesScan | null {
+  const catalog = ctx.catalog as Partial<RetentionSeriesScan>;
+  return typeof catalog.scanRetentionSeries === "function" ? (catalog as RetentionSeriesScan) : null;
+}
 
-/** Adds one series' summary into the running total (counts, bytes, counts per reason kind). */
-function addSummary(total: SideSummary, part: SideSummary): void {
-  total.count += part.count;
-  total.bytes = (total.bytes ?? 0) + (part.bytes ?? 0);
-  for (const [kind, n] of Object.entries(part.byReason)) total.byReason[kind] = (total.byReason[kind] ?? 0) + n;
+const singleReasons = new Map<string, readonly string[]>();
+
+/** `[reason]`, frozen and shared by every item with that one reason (see PlanItem.reasons). */
+function sharedList(reason: string): string[] {
+  let list = singleReasons.get(reason);
+  if (list === undefined) singleReasons.set(reason, (list = Object.freeze([reason])));
+  return list as string[];
+}
+
+function emptySide(): PlanSideSummary {
+  return { count: 0, bytes: 0, byReason: {} };
+}
+
+/**
+ * Adds `n` backups of one reason kind to a side of the summary. Kinds are added in the order
+ * they are met — series in scan order, entries newest first, reasons in listing order — so that
+ * `byReason` lists them as summing each series' `summarizePlan` would.
+ */
+function addKind(side: PlanSideSummary, kind: string, n: number): void {
+  side.byReason[kind] = (side.byReason[kind] ?? 0) + n;
 }
 
 /**
@@ -105,59 +141,118 @@ export async function planRetention(
   scope: { policy?: string; cluster?: string },
   opts: { automatic?: boolean } = {},
 ): Promise<RetentionPlan> {
-  const now = ctx.clock.now();
+  const now = ctx.clock.now().getTime();
+  const manualTtlMs = ctx.settings.manualTtlMs;
   const pols = new Map((await ctx.catalog.db.select().from(policies)).map((p) => [p.name, p]));
-  const rules = new Map([...pols.values()].map((p) => [p.name, parseRetention(p.retention, `policy ${p.name} retention`)]));
+  const rules = new Map<string, RetentionRules>([...pols.values()].map((p) => [p.name, parseRetention(p.retention, `policy ${p.name} retention`)]));
   const labels = new Map(
     (await ctx.catalog.db.select({ name: clusters.name, labels: clusters.labels }).from(clusters)).map((c) => [c.name, c.labels]),
   );
   const keep: PlanItem[] = [];
   const del: PlanItem[] = [];
   const listKeep = !opts.automatic;
-  const summary = {
-    keep: { count: 0, bytes: 0, byReason: {} } as SideSummary,
-    delete: { count: 0, bytes: 0, byReason: {} } as SideSummary,
-  };
+  const summary = { keep: emptySide(), delete: emptySide() };
   let seriesCount = 0;
-  const emit = (series: Row[]) => {
-    const [, cluster, policyName] = series[0]!;
-    const policy = policyName ? pols.get(policyName) : undefined;
-    const sizes = new Map<string, number>();
-    const input: RetentionBackup[] = new Array(series.length);
-    for (let i = 0; i < series.length; i++) {
-      const [id, , , createdAt, hold, lockedUntil, size] = series[i]!;
-      sizes.set(id, size ?? 0);
-      input[i] = {
-        id,
-        createdAt,
-        state: "available",
-        hold: Boolean(hold),
-        lockedUntil: lockedUntil === null ? null : new Date(lockedUntil).toISOString(),
-      };
-    }
+  const marks = new SeriesMarks();
+  let order = new Int32Array(64);
+  const kindCounts = new Float64Array(KEEP_REASON_KINDS.length);
+  const kindOrder: number[] = [];
+
+  const emit = (series: RetentionSeriesColumns) => {
+    const { cluster, policy: policyName, count, ids, createdAt, hold, lockedUntil, size } = series;
+    if (count === 0) return;
     seriesCount++;
-    // Series that are never deleted automatically: every backup kept, with the reason.
-    const keepAll = (reason: string): SeriesPlan => ({ keep: input.map((b) => ({ backupId: b.id, reasons: [reason] })), delete: [] });
+    const policy = policyName ? pols.get(policyName) : undefined;
+    // Every lock is shown as stored (RFC 3339 UTC); an unreadable one fails the plan.
+    const lockText = (k: number): string | null => (Number.isNaN(lockedUntil[k]!) ? null : new Date(lockedUntil[k]!).toISOString());
+
+    // Series that are never deleted automatically: every backup kept (in scan order), with the reason.
     const clusterLabels = labels.get(cluster);
-    let plan: SeriesPlan;
-    if (policyName && !policy) plan = keepAll("policy deleted");
+    let keepAll: string | null = null;
+    if (policyName && !policy) keepAll = "policy deleted";
     else if (policy && (!clusterLabels || !matchesLabels(clusterLabels, policy.selector.matchLabels))) {
-      plan = keepAll(clusterLabels ? "cluster no longer matches" : "cluster deleted");
-    } else {
-      plan = planSeries(
-        { cluster, policy: policyName, rules: policy ? rules.get(policy.name)! : null, timezone: policy?.timezone ?? "UTC", backups: input },
-        { now, manualTtlMs: ctx.settings.manualTtlMs },
-      );
+      keepAll = clusterLabels ? "cluster no longer matches" : "cluster deleted";
     }
-    const part = summarizePlan(plan, (id) => sizes.get(id));
-    addSummary(summary.keep, part.keep);
-    addSummary(summary.delete, part.delete);
-    if (listKeep) for (const k of plan.keep) keep.push({ backupId: k.backupId, cluster, policy: policyName, reasons: k.reasons });
-    for (const d of plan.delete) del.push({ backupId: d.backupId, cluster, policy: policyName, reasons: d.reasons });
+    if (keepAll !== null) {
+      const reasons = sharedList(keepAll);
+      let bytes = 0;
+      for (let k = 0; k < count; k++) {
+        lockText(k);
+        bytes += size[k]!;
+        if (listKeep) keep.push({ backupId: ids[k]!, cluster, policy: policyName, reasons });
+      }
+      summary.keep.count += count;
+      summary.keep.bytes! += bytes;
+      addKind(summary.keep, reasonKind(keepAll), count);
+      return;
+    }
+
+    // Newest first, ties by id (the planner's order). The scan returns oldest first, so this is
+    // usually the reverse; anything else is sorted.
+    if (order.length < count) order = new Int32Array(Math.max(count, 2 * order.length));
+    let ascending = true;
+    for (let k = 1; k < count && ascending; k++) {
+      const a = createdAt[k - 1]!, b = createdAt[k]!;
+      if (!(b > a || (b === a && ids[k]! > ids[k - 1]!))) ascending = false;
+    }
+    for (let i = 0; i < count; i++) order[i] = count - 1 - i;
+    if (!ascending) {
+      const sorted = Array.from(order.subarray(0, count)).sort((x, y) => {
+        const d = createdAt[y]! - createdAt[x]!;
+        return d || (ids[x]! < ids[y]! ? 1 : ids[x]! > ids[y]! ? -1 : 0);
+      });
+      order.set(sorted);
+    }
+    marks.reset(count);
+    for (let i = 0; i < count; i++) {
+      const k = order[i]!;
+      marks.t[i] = createdAt[k]!;
+      marks.hold[i] = hold[k]!;
+      marks.lockMs[i] = lockedUntil[k]!;
+      marks.lockText[i] = lockText(k);
+    }
+    marks.mark(
+      { cluster, policy: policyName, rules: policy ? rules.get(policy.name)! : null, timezone: policy?.timezone ?? "UTC" },
+      now,
+      manualTtlMs,
+    );
+
+    const mask = marks.mask;
+    const delReasons = sharedList(marks.deleteReason);
+    let keepCount = 0, keepBytes = 0, delBytes = 0, seen = 0;
+    kindCounts.fill(0);
+    kindOrder.length = 0;
+    for (let i = 0; i < count; i++) {
+      const k = order[i]!;
+      const m = mask[i]!;
+      if (m === 0) {
+        delBytes += size[k]!;
+        del.push({ backupId: ids[k]!, cluster, policy: policyName, reasons: delReasons });
+        continue;
+      }
+      keepCount++;
+      keepBytes += size[k]!;
+      if (m & ~seen) {
+        for (let b = 0; b < KEEP_REASON_KINDS.length; b++) if (m & ~seen & (1 << b)) kindOrder.push(b);
+        seen |= m;
+      }
+      for (let rest = m; rest !== 0; rest &= rest - 1) kindCounts[31 - Math.clz32(rest & -rest)]!++;
+      if (listKeep) keep.push({ backupId: ids[k]!, cluster, policy: policyName, reasons: marks.sharedReasons(i) as string[] });
+    }
+    summary.keep.count += keepCount;
+    summary.keep.bytes! += keepBytes;
+    for (const b of kindOrder) addKind(summary.keep, KEEP_REASON_KINDS[b]!, kindCounts[b]!);
+    if (count > keepCount) {
+      summary.delete.count += count - keepCount;
+      summary.delete.bytes! += delBytes;
+      addKind(summary.delete, marks.deleteReason, count - keepCount);
+    }
   };
   // The newest backup of every series is always kept, so a cluster's newest backup — whichever
   // series it is in — is never deleted; manual series need no look across series.
-  for await (const series of availableSeries(ctx, scope)) emit(series);
+  const fast = seriesScanOf(ctx);
+  if (fast) fast.scanRetentionSeries(scope, emit);
+  else await scanSeriesByPages(ctx, scope, emit);
   return { keep, delete: del, summary: { ...summary, series: seriesCount, mode: opts.automatic ? "automatic" : "preview" } };
 }
 
