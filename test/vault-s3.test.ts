@@ -497,8 +497,9 @@ describe("SigV4 payload signing", () => {
 });
 
 describe("memory", () => {
-  // The uploader runs in its own process (bench/s3-upload.ts) against s3rver in another, so its
-  // RSS is the store's. The 1 GiB figures are in docs/performance.md ("S3 upload memory").
+  // The uploader runs in its own process against s3rver in another, so its RSS is the store's:
+  // bench/s3-upload.ts bundles itself and runs the bundle with plain node and npm start's V8 flags,
+  // as the service runs. The 1 GiB figures are in docs/performance.md ("S3 upload memory").
   const runBench = async (args: string[]) => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
