@@ -3,7 +3,7 @@
 // while running. Claiming is one UPDATE … WHERE id = (SELECT …) statement, atomic on SQLite and
 // D1 alike, so any number of runners can race for work without double-claiming.
 
-import { and, desc, eq, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, lt, sql, type SQL } from "drizzle-orm";
 import { runs } from "../catalog/schema.js";
 import { VaultError, conflict, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
@@ -73,24 +73,67 @@ export async function getRunRow(ctx: ServiceContext, id: string): Promise<RunRow
   return r;
 }
 
-export async function listRuns(
-  ctx: ServiceContext,
-  q: { cluster?: string; policy?: string; state?: RunRow["state"]; limit: number; cursor?: string },
-): Promise<Page<RunView>> {
-  const conds: SQL[] = [];
-  if (q.cluster) conds.push(eq(runs.cluster, q.cluster));
-  if (q.policy) conds.push(eq(runs.policy, q.policy));
-  // With a cluster or policy filter, `+state` keeps SQLite on that filter's index instead of
-  // walking every run in the state (there may be a million succeeded ones).
-  if (q.state) conds.push(q.cluster || q.policy ? sql`+${runs.state} = ${q.state}` : eq(runs.state, q.state));
+type RunFilters = { cluster?: string; policy?: string; state?: RunRow["state"] };
+
+// A cluster's runs live in two partial indexes (catalog/schema.ts): queued and running ones in
+// runs_cluster_active_idx, the rest in runs_cluster_done_idx. SQLite uses a partial index only
+// for a query that repeats its condition word for word, so these are the very same text.
+const ACTIVE_RUN = sql.raw(`state in ('queued', 'running')`);
+const FINISHED_RUN = sql.raw(`state not in ('queued', 'running')`);
+const isActiveState = (state: RunRow["state"]) => state === "queued" || state === "running";
+
+/** A list query compiled once: run with the filter values, the cursor and the limit. */
+interface PreparedList {
+  all(values: Record<string, unknown>): RunRow[] | Promise<RunRow[]>;
+}
+
+// One prepared statement per (catalog, combination of filters), as for backups: building and
+// compiling the query on every request cost about as much as running it.
+const listQueries = new WeakMap<object, Map<string, PreparedList>>();
+
+function listQuery(ctx: ServiceContext, q: RunFilters, cursor: boolean): PreparedList {
+  // With a state, a cluster's runs come from the one half that can hold that state.
+  const half = !q.cluster ? "-" : !q.state ? "both" : isActiveState(q.state) ? "active" : "done";
+  const key = [Boolean(q.policy), Boolean(q.state), cursor].map(Number).join("") + half;
+  let byShape = listQueries.get(ctx.catalog.db);
+  if (!byShape) listQueries.set(ctx.catalog.db, (byShape = new Map()));
+  let prepared = byShape.get(key);
+  if (!prepared) {
+    const conds: SQL[] = [];
+    if (q.policy) conds.push(eq(runs.policy, sql.placeholder("policy")));
+    // With a cluster or policy filter, `+state` keeps SQLite on that filter's index instead of
+    // walking every run in the state (there may be a million succeeded ones).
+    if (q.state) conds.push(q.cluster || q.policy ? sql`+${runs.state} = ${sql.placeholder("state")}` : eq(runs.state, sql.placeholder("state")));
+    if (cursor) conds.push(lt(runs.id, sql.placeholder("after")));
+    const select = (extra: SQL[]) => {
+      const where = [...extra, ...conds];
+      return ctx.catalog.db.select().from(runs).where(where.length ? and(...where) : undefined);
+    };
+    const cluster = eq(runs.cluster, sql.placeholder("cluster"));
+    const query =
+      half === "both"
+        ? // Both halves read newest first and merged (one statement: one consistent snapshot).
+          select([cluster, ACTIVE_RUN]).unionAll(select([cluster, FINISHED_RUN]))
+        : half === "active"
+          ? select([cluster, ACTIVE_RUN])
+          : half === "done"
+            ? select([cluster, FINISHED_RUN])
+            : select([]);
+    prepared = query.orderBy(desc(runs.id)).limit(sql.placeholder("limit")).prepare() as unknown as PreparedList;
+    byShape.set(key, prepared);
+  }
+  return prepared;
+}
+
+export async function listRuns(ctx: ServiceContext, q: RunFilters & { limit: number; cursor?: string }): Promise<Page<RunView>> {
   const after = decodeCursor(q.cursor);
-  if (after) conds.push(lt(runs.id, after));
-  const rows = await ctx.catalog.db
-    .select()
-    .from(runs)
-    .where(conds.length ? and(...conds) : undefined)
-    .orderBy(desc(runs.id))
-    .limit(q.limit + 1);
+  const rows = await listQuery(ctx, q, Boolean(after)).all({
+    cluster: q.cluster,
+    policy: q.policy,
+    state: q.state,
+    after,
+    limit: q.limit + 1,
+  });
   const items = rows.slice(0, q.limit).map(runView);
   return { items, nextCursor: rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null };
 }
@@ -100,7 +143,7 @@ export async function activeCapture(ctx: ServiceContext, cluster: string): Promi
   const r = await ctx.catalog.db
     .select()
     .from(runs)
-    .where(and(eq(runs.cluster, cluster), eq(runs.kind, "capture"), inArray(runs.state, ["queued", "running"])))
+    .where(and(eq(runs.cluster, cluster), eq(runs.kind, "capture"), ACTIVE_RUN))
     .limit(1);
   return r[0] ?? null;
 }
@@ -160,6 +203,9 @@ export async function claimRun(
       ? sql`(select c.pool from clusters c where c.name = r.cluster) is null`
       : sql`(select c.pool from clusters c where c.name = r.cluster) = ${opts.pool}`;
   const kindList = sql.join(kinds.map((k) => sql`${k}`), sql`, `);
+  // In the "no capture running on this cluster" test, `x.state in ('queued', 'running')` is implied
+  // by `x.state = 'running'`; spelled out, it lets SQLite seek the cluster in the small
+  // runs_cluster_active_idx (it uses a partial index only when the query repeats its condition).
   const rows = (await ctx.catalog.db.all(sql`
     update runs set state = 'running', lease_owner = ${owner}, lease_expires_at = ${now + ctx.settings.leaseMs},
       started_at = coalesce(started_at, ${now}), next_attempt_at = null
@@ -167,7 +213,9 @@ export async function claimRun(
       select r.id from runs r
       where r.state = 'queued' and r.not_before <= ${now} and r.kind in (${kindList})
         and ${poolCond}
-        and not exists (select 1 from runs x where x.cluster = r.cluster and x.state = 'running' and x.kind = 'capture' and r.kind = 'capture')
+        and not exists (
+          select 1 from runs x
+          where x.cluster = r.cluster and x.state in ('queued', 'running') and x.state = 'running' and x.kind = 'capture' and r.kind = 'capture')
       order by r.not_before, r.id limit 1
     ) and state = 'queued'
     returning id`)) as Array<{ id: string }>;
