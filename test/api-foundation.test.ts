@@ -128,6 +128,22 @@ describe("cluster registry", () => {
     const rest = await s.call("GET", `/v1/clusters?limit=2&cursor=${paged.json.nextCursor}`);
     expect(rest.json.items.length).toBeGreaterThan(0);
     expect(rest.json.items[0].name > paged.json.items[1].name).toBe(true);
+    // Walking page by page (with and without a selector) visits every cluster once, in name order.
+    for (const filter of ["", "&selector=env=prod"]) {
+      const whole = (await s.call("GET", `/v1/clusters?limit=500${filter}`)).json;
+      expect(whole.nextCursor).toBeNull();
+      const walked: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: any = (await s.call("GET", `/v1/clusters?limit=1${filter}${cursor ? `&cursor=${cursor}` : ""}`)).json;
+        expect(page.items.length).toBeLessThanOrEqual(1);
+        walked.push(...page.items.map((c: any) => c.name));
+        cursor = page.nextCursor;
+      } while (cursor);
+      expect(walked).toEqual(whole.items.map((c: any) => c.name));
+      expect(walked).toEqual([...walked].sort());
+      expect(walked.length).toBe(filter ? 2 : whole.items.length);
+    }
   });
 
   it("rotates the kubeconfig on PATCH and audits without secrets", async () => {

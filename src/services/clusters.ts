@@ -48,7 +48,20 @@ export type ClusterPatch = {
 
 type Row = typeof clusters.$inferSelect;
 
-export function clusterView(r: Row): ClusterView {
+/** What clusterView reads: every column but the sealed kubeconfig. */
+const LIST_COLUMNS = {
+  name: clusters.name,
+  labels: clusters.labels,
+  recipients: clusters.recipients,
+  pool: clusters.pool,
+  context: clusters.context,
+  etcd: clusters.etcd,
+  facts: clusters.facts,
+  createdAt: clusters.createdAt,
+  updatedAt: clusters.updatedAt,
+};
+
+export function clusterView(r: Pick<Row, keyof typeof LIST_COLUMNS>): ClusterView {
   return {
     name: r.name,
     labels: r.labels,
@@ -114,17 +127,20 @@ export async function listClusters(
 ): Promise<Page<ClusterView>> {
   // Names are the key; list in name order (stable, human friendly) and filter labels in memory
   // in pages, so a selector over a large fleet never loads it all at once.
+  // Without a selector every row counts, so one page of limit + 1 rows answers; the sealed
+  // kubeconfig (the widest column) is never read for a list.
+  const page = q.selector ? 500 : q.limit + 1;
   const out: ClusterView[] = [];
   let after = decodeCursor(q.cursor);
   let more = true;
   while (out.length <= q.limit && more) {
     const rows = await ctx.catalog.db
-      .select()
+      .select(LIST_COLUMNS)
       .from(clusters)
       .where(after ? gt(clusters.name, after) : undefined)
       .orderBy(asc(clusters.name))
-      .limit(500);
-    more = rows.length === 500;
+      .limit(page);
+    more = rows.length === page;
     for (const r of rows) {
       after = r.name;
       if (!q.selector || matchesLabels(r.labels, q.selector)) out.push(clusterView(r));
