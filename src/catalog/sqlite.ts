@@ -76,8 +76,12 @@ export function pendingMigrations(sqlite: Database.Database): number {
 // ---------------------------------------------------------------------------------------------
 // Retention's series scan (the RetentionSeriesScan capability, core/ports.ts).
 
-/** Series per query: each page is one index range scan; pages keep memory to their series. */
-const SERIES_PAGE = 4000;
+/**
+ * Series per query: each page is one index range scan; pages keep memory to their series. The
+ * scan yields to the event loop between pages, so a fleet-wide plan holds it for one page at a
+ * time (~25,000 backups, some 30 ms here) instead of the whole plan (1–2 s over a million).
+ */
+const SERIES_PAGE = 1000;
 
 /** Exactly the expression of backups_retention_idx, so that SQLite groups straight off the index. */
 const SERIES_POLICY = `case when "policy" is null then '' else "policy" end`;
@@ -107,11 +111,11 @@ function seriesQuery(scope: { policy?: string; cluster?: string }, after: boolea
 
 type SeriesRow = [cluster: string, policy: string, ids: string, createdAt: string, flags: string, locks: string | null, sizes: string];
 
-function scanRetentionSeries(
+async function scanRetentionSeries(
   sqlite: Database.Database,
   scope: { policy?: string; cluster?: string },
   visit: (series: RetentionSeriesColumns) => void,
-): void {
+): Promise<void> {
   const prepare = (after: boolean): Database.Statement => {
     try {
       return sqlite.prepare(seriesQuery(scope, after, true)).raw();
@@ -163,6 +167,7 @@ function scanRetentionSeries(
     }
     if (page.length < SERIES_PAGE) return;
     const last = page[page.length - 1]!;
+    await new Promise<void>((resolve) => setImmediate(resolve));
     page = next.all(...params, last[0], last[1]) as SeriesRow[];
   }
 }

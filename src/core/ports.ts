@@ -131,5 +131,5 @@ export interface RetentionSeriesColumns {
  * one lets SQLite assemble each series, which is what makes a fleet-wide plan fast.
  */
 export interface RetentionSeriesScan {
-  scanRetentionSeries(scope: { policy?: string; cluster?: string }, visit: (series: RetentionSeriesColumns) => void): void;
+  scanRetentionSeries(scope: { policy?: string; cluster?: string }, visit: (series: RetentionSeriesColumns) => void): Promise<void>;
 }

@@ -251,7 +251,7 @@ export async function planRetention(
   // The newest backup of every series is always kept, so a cluster's newest backup — whichever
   // series it is in — is never deleted; manual series need no look across series.
   const fast = seriesScanOf(ctx);
-  if (fast) fast.scanRetentionSeries(scope, emit);
+  if (fast) await fast.scanRetentionSeries(scope, emit);
   else await scanSeriesByPages(ctx, scope, emit);
   return { keep, delete: del, summary: { ...summary, series: seriesCount, mode: opts.automatic ? "automatic" : "preview" } };
 }
