@@ -242,6 +242,7 @@ try {
   const ours: ServiceRun[] = [];
   const peers: PeerRun[] = [];
   const peerLoads: number[] = [];
+  const peerServerCpu: Array<Record<string, number>> = [];
   for (let i = 0; i < REPEAT; i++) {
     for (const pipe of PIPES) {
       process.stdout.write(`run ${i + 1}/${REPEAT}: service capture (${pipe})…\n`);
@@ -249,7 +250,10 @@ try {
     }
     process.stdout.write(`run ${i + 1}/${REPEAT}: peer pipeline…\n`);
     peerLoads.push(loadavg()[0]!);
+    // The servers' side of the peer's work, for the CPU comparison printed below.
+    const serverCpu = new CpuMeter({ s3rver: s3!.pid, etcd: etcd!.pid });
     peers.push(await peerPipeline({ etcdUrl: etcd.clientUrl, s3Endpoint: s3.endpoint, bucket, recipient, dir, key: `peer/${i}/snapshot.db.age` }));
+    peerServerCpu.push(serverCpu.read());
   }
   let throttled: ServiceRun | null = null;
   let throttledPeer: PeerRun | null = null;
@@ -287,6 +291,25 @@ try {
     `Capture of a ${formatSize(snapshot)} snapshot (etcd db filled to ${formatSize(SIZE)}; MiB/s of plaintext)`,
     ["pipeline", "wall s", "MiB/s", "peak RSS MiB", "sampled RSS MiB", "CPU s", "load 1m at start"],
     rows,
+  );
+
+  printTable(
+    "CPU s of every process, ours against the peer's (the peer's steps plus what s3rver and etcd spent during them)",
+    ["run", "ours: service + sim/exec + s3rver + etcd", "total", "peer: steps + s3rver + etcd", "total"],
+    peers.map((p, i) => {
+      const o = ours.filter((r) => r.pipe === HEADLINE)[i];
+      const oc = o ? o.cpu : null;
+      const steps = p.steps.reduce((a, st) => a + st.run.cpuS, 0);
+      const srv = peerServerCpu[i]!;
+      const oursParts = oc ? [oc.service!, oc["kube-sim + exec"]!, oc.s3rver!, oc.etcd!] : [];
+      return [
+        `#${i + 1}`,
+        oc ? oursParts.map((x) => fixed(x, 1)).join(" + ") : "—",
+        oc ? fixed(oursParts.reduce((a, b) => a + b, 0), 1) : "—",
+        `${fixed(steps, 1)} + ${fixed(srv.s3rver!, 1)} + ${fixed(srv.etcd!, 1)}`,
+        fixed(steps + srv.s3rver! + srv.etcd!, 1),
+      ];
+    }),
   );
 
   const last = peers[peers.length - 1]!;
