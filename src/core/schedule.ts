@@ -337,9 +337,12 @@ export class Schedule {
   /**
    * Validates and compiles a policy's schedule. Throws `invalid_input` naming `schedule`,
    * `timezone` or `spread`. `now` only anchors the DST-transition scan behind
-   * `smallestIntervalMs` (see there); slot math does not depend on it.
+   * `smallestIntervalMs` (see there); slot math does not depend on it. `stored: true` is for a
+   * policy that was checked when it was written (the tick): the spread is not measured against
+   * the smallest interval again, which would cost the zone's two-year DST scan on a cold start,
+   * and a stored policy must keep being scheduled even if that rule ever tightens.
    */
-  constructor(spec: ScheduleSpec, options: { now?: Date } = {}) {
+  constructor(spec: ScheduleSpec, options: { now?: Date; stored?: boolean } = {}) {
     this.timezone = checkTimeZone(spec.timezone, "timezone");
     this.zone = zoneOffsets(this.timezone);
     this.analysisFrom = (options.now ?? new Date()).getTime();
@@ -366,7 +369,7 @@ export class Schedule {
     }
 
     this.spreadMs = this.parseSpread(spec.spread);
-    if (this.spreadMs > 0 && this.spreadMs >= this.smallestIntervalMs) {
+    if (!options.stored && this.spreadMs > 0 && this.spreadMs >= this.smallestIntervalMs) {
       throw invalidInput(
         "spread",
         `${formatDuration(this.spreadMs)} must be shorter than the schedule's smallest interval (${formatDuration(this.smallestIntervalMs)})`,

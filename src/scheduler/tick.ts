@@ -75,7 +75,7 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   const due: Array<{ policy: string; clusters: string[]; slots: number[]; notBefore: number[] }> = [];
   let dueCount = 0;
   for (const p of pols) {
-    const schedule = new Schedule({ schedule: p.schedule, timezone: p.timezone, spread: p.spread }, { now: new Date(now) });
+    const schedule = new Schedule({ schedule: p.schedule, timezone: p.timezone, spread: p.spread }, { now: new Date(now), stored: true });
     const memberRow = (
       await db.all<{ clusters: string; since: string }>(
         sql`select json_group_array(cluster) as clusters, json_group_array(since) as since from policy_members where policy = ${p.name}`,
