@@ -51,6 +51,7 @@ describe("parseStorageUrl: s3://", () => {
       forcePathStyle: true,
       storageClass: "STANDARD_IA",
       checksums: true,
+      signedPayload: false,
     });
   });
 
@@ -64,9 +65,12 @@ describe("parseStorageUrl: s3://", () => {
       forcePathStyle: false,
       storageClass: null,
       checksums: true,
+      signedPayload: false,
     });
     const s = parseStorageUrl("s3://b12/a/b/?endpoint=https%3A%2F%2Fs3.example.com%2F&checksums=false&forcePathStyle=0", "url");
     expect(s).toMatchObject({ prefix: "a/b", endpoint: "https://s3.example.com", checksums: false, forcePathStyle: false });
+    expect(parseStorageUrl("s3://b12?signedPayload=true", "url")).toMatchObject({ signedPayload: true, checksums: true });
+    expect(() => parseStorageUrl("s3://b12?signedPayload=maybe", "url")).toThrow(/signedPayload/);
   });
 
   it.each([

@@ -473,6 +473,23 @@ describe("SigV4 payload signing", () => {
     expect(sha(await readAll((await store.get("unsigned.bin")).body))).toBe(sha(data));
   });
 
+  it("signedPayload: parts and objects carry the SHA-256 of their body in a valid signature", async () => {
+    const store = storeFor({ partSize: 5 * MiB, signedPayload: true });
+    const data = randomBytes(6 * MiB);
+    await store.put("signed.bin", chunks(data));
+    await store.put("signed.json", chunks(Buffer.from("{}")));
+    const parts = partsByNumber();
+    expect(parts.length).toBe(2);
+    const put = proxy.ops("PutObject");
+    expect(put.length).toBe(1);
+    const bodies = [data.subarray(0, 5 * MiB), data.subarray(5 * MiB), Buffer.from("{}")];
+    [...parts, ...put].forEach((r, i) => {
+      expect(r.headers["x-amz-content-sha256"]).toBe(sha(bodies[i]!));
+      expect(sigV4Matches(r, secret)).toBe(true);
+    });
+    expect(sha(await readAll((await store.get("signed.bin")).body))).toBe(sha(data));
+  });
+
   it("with checksums on, each unsigned part still carries its CRC32 for S3 to verify; remote-runner parts too", async () => {
     const store = storeFor({ checksums: true, partSize: 5 * MiB });
     const data = randomBytes(6 * MiB);

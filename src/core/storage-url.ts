@@ -3,7 +3,7 @@
 //
 //   file:///abs/dir            file://./rel/dir
 //   s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=eu-west-1&forcePathStyle=true
-//                     &storageClass=STANDARD_IA&checksums=false
+//                     &storageClass=STANDARD_IA&checksums=false&signedPayload=true
 //   r2://BINDING/prefix        (Worker edition: an R2 bucket binding)
 //
 // Messages never echo the URL: a pasted URL may carry secrets in its userinfo.
@@ -30,6 +30,12 @@ export interface S3TargetSpec {
    * servers that reject or mangle them (s3rver stores aws-chunked bodies raw).
    */
   checksums: boolean;
+  /**
+   * Part and object bodies hashed into the SigV4 signature (default false: sent as
+   * UNSIGNED-PAYLOAD, which saves a SHA-256 pass over every byte). `signedPayload=true` is for
+   * S3-compatible servers that refuse UNSIGNED-PAYLOAD.
+   */
+  signedPayload: boolean;
 }
 
 export interface R2TargetSpec {
@@ -43,7 +49,7 @@ export type TargetSpec = FileTargetSpec | S3TargetSpec | R2TargetSpec;
 
 export const DEFAULT_S3_REGION = "us-east-1";
 
-const S3_PARAMS = new Set(["endpoint", "region", "forcePathStyle", "storageClass", "checksums"]);
+const S3_PARAMS = new Set(["endpoint", "region", "forcePathStyle", "storageClass", "checksums", "signedPayload"]);
 // AWS rules (3–63 chars, lowercase letters, digits, dots, hyphens), plus `_` which some
 // S3-compatible servers still accept for old buckets.
 const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
@@ -122,6 +128,7 @@ function parseS3Url(text: string, field: string): S3TargetSpec {
     forcePathStyle: parseBool(params.forcePathStyle, false, "forcePathStyle", field),
     storageClass,
     checksums: parseBool(params.checksums, true, "checksums", field),
+    signedPayload: parseBool(params.signedPayload, false, "signedPayload", field),
   };
 }
 

@@ -29,6 +29,7 @@ export function openBlobStore(spec: TargetSpec, credentials?: S3Credentials | nu
         credentials: credentials ?? null,
         storageClass: spec.storageClass,
         checksums: spec.checksums,
+        signedPayload: spec.signedPayload,
       });
     case "r2":
       throw new VaultError(

@@ -72,6 +72,8 @@ export interface S3StoreOptions {
    */
   checksums: boolean;
   checksumAlgorithm?: "CRC32" | "SHA256";
+  /** true: the SDK's SigV4 body hash on parts and objects; default false: UNSIGNED-PAYLOAD (see useUnsignedPayload). */
+  signedPayload?: boolean;
   /** Bytes per part (default 8 MiB, at least 5 MiB); also the single-PUT threshold. */
   partSize?: number;
   /** Parts uploading at once (default 2). Memory ≈ (queueSize + 1) × partSize. */
@@ -135,7 +137,7 @@ export class S3BlobStore implements BlobStore {
     this.maxDelayMs = options.retry?.maxDelayMs ?? 10_000;
     this.listPageSize = options.listPageSize ?? 1000;
     this.client = new S3Client(clientConfig(options));
-    useUnsignedPayload(this.client);
+    if (!options.signedPayload) useUnsignedPayload(this.client);
   }
 
   async put(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<BlobInfo> {
