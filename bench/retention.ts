@@ -22,12 +22,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { loadConfig } from "../src/entry/config.js";
 import { buildNodeService } from "../src/entry/node.js";
 import type { ServiceContext } from "../src/services/context.js";
 import { planRetention, type RetentionPlan } from "../src/services/retention.js";
 import { FLEET_NOW, FLEET_POLICIES, clusterName, type FleetCounts } from "./harness/fleet-catalog.js";
-import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY } from "./harness/processes.js";
+import { inProcessServiceConfig } from "./harness/processes.js";
 import { obtainFleetCatalog } from "./harness/obtain-catalog.js";
 import { MiB, fixed, formatSize, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
 
@@ -122,13 +121,7 @@ async function measurePlan(ctx: ServiceContext, scope: { policy?: string; cluste
 try {
   printFacts(machineFacts());
   const counts: FleetCounts | null = await obtainFleetCatalog(file, CLUSTERS, values.catalog);
-  const config = loadConfig({
-    ETCD_VAULT_DATA_DIR: dataDir,
-    ETCD_VAULT_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
-    ETCD_VAULT_MASTER_KEY: BENCH_MASTER_KEY,
-    ETCD_VAULT_SCHEDULER: "off",
-    ETCD_VAULT_LOG_LEVEL: "error",
-  });
+  const config = inProcessServiceConfig(dataDir);
   service = await buildNodeService(config, { quiet: true, clock: { now: () => new Date(FLEET_NOW) } });
   const ctx = service.svc;
 

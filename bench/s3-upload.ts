@@ -12,7 +12,6 @@
 // process's whole life, start-up included. Results: docs/performance.md, "S3 upload memory".
 
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -63,11 +62,10 @@ if (!bucket) {
 // Bundled: build this file and run it against the same s3rver in a plain-node child, which
 // uploads (the branch below with --runtime tsx, as the bundle has no tsx) and prints the line.
 if (runtime === "bundle" && !process.argv.includes("--bundled-child")) {
-  const { bundle } = await import("../bin/build.js");
+  const { bundle, startNodeArgs } = await import("../bin/build.js");
   const out = join(ROOT, "bench", ".scratch", "s3-upload.mjs");
   await bundle(fileURLToPath(import.meta.url), out, { quiet: true });
-  const start = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start.split(/\s+/);
-  const nodeFlags = start.slice(1, start.indexOf("bin/etcd-vault.js"));
+  const nodeFlags = startNodeArgs().flags;
   const passOn = process.argv.slice(2).filter((a, i, all) => !["--endpoint", "--bucket", "--runtime"].includes(a) && !["--endpoint", "--bucket", "--runtime"].includes(all[i - 1]!));
   const child = spawn(process.execPath, [...nodeFlags, out, ...passOn, "--endpoint", endpoint, "--bucket", bucket, "--runtime", "tsx", "--bundled-child"], { stdio: ["ignore", "pipe", "inherit"] });
   let line = "";

@@ -21,12 +21,11 @@ import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFi
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig } from "../src/entry/config.js";
 import { buildNodeService } from "../src/entry/node.js";
 import { tick } from "../src/scheduler/tick.js";
 import { freePort } from "../test/support/etcd.js";
 import { FLEET_NOW, FLEET_POLICIES, clusterName, type FleetCounts } from "./harness/fleet-catalog.js";
-import { BENCH_ADMIN_TOKEN, BENCH_MASTER_KEY, spawnTsx } from "./harness/processes.js";
+import { BENCH_ADMIN_TOKEN, inProcessServiceConfig, spawnTsx } from "./harness/processes.js";
 import { obtainFleetCatalog } from "./harness/obtain-catalog.js";
 import { fixed, machineFacts, pass, printFacts, printTable } from "./harness/report.js";
 
@@ -74,13 +73,7 @@ try {
   process.stdout.write(`catalog flushed to disk in ${fixed((performance.now() - flushStart) / 1000, 1)} s (not timed as part of any tick)\n`);
 
   let now = FLEET_NOW;
-  const config = loadConfig({
-    ETCD_VAULT_DATA_DIR: dataDir,
-    ETCD_VAULT_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
-    ETCD_VAULT_MASTER_KEY: BENCH_MASTER_KEY,
-    ETCD_VAULT_SCHEDULER: "off",
-    ETCD_VAULT_LOG_LEVEL: "error",
-  });
+  const config = inProcessServiceConfig(dataDir);
   service = await buildNodeService(config, { quiet: true, clock: { now: () => new Date(now) } });
   const ctx = service.svc;
   const sqlite = service.catalog.sqlite;

@@ -10,7 +10,7 @@
 
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BUNDLE = join(ROOT, "dist", "etcd-vault.mjs");
@@ -43,6 +43,18 @@ export function bundleIsStale() {
   } catch {
     return false;
   }
+}
+
+/**
+ * What `npm start` passes to node, split at bin/etcd-vault.js: its V8 flags and the command's own
+ * arguments. Benchmarks start their measured processes with the same flags.
+ */
+export function startNodeArgs() {
+  const start = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.start;
+  const words = start.trim().split(/\s+/);
+  const bin = words.indexOf("bin/etcd-vault.js");
+  if (words[0] !== "node" || bin < 0) throw new Error(`unexpected start script: ${start}`);
+  return { flags: words.slice(1, bin), args: words.slice(bin + 1) };
 }
 
 export async function build({ quiet = false } = {}) {

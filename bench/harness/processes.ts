@@ -6,13 +6,28 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUNDLE, build } from "../../bin/build.js";
+import { build, BUNDLE, startNodeArgs } from "../../bin/build.js";
+import { loadConfig, type Config } from "../../src/entry/config.js";
 import { freePort } from "../../test/support/etcd.js";
 import type { KubeSimConfig } from "../../test/support/kube-sim.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BENCH_ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
 export const BENCH_MASTER_KEY = "00".repeat(31) + "07";
+
+/**
+ * The configuration of a service built in the benchmark's own process (bench:tick,
+ * bench:retention): the bench's token and key, no scheduler timer, quiet logs.
+ */
+export function inProcessServiceConfig(dataDir: string): Config {
+  return loadConfig({
+    ETCD_VAULT_DATA_DIR: dataDir,
+    ETCD_VAULT_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+    ETCD_VAULT_MASTER_KEY: BENCH_MASTER_KEY,
+    ETCD_VAULT_SCHEDULER: "off",
+    ETCD_VAULT_LOG_LEVEL: "error",
+  });
+}
 
 const live = new Set<ChildProcess>();
 let hooked = false;
@@ -83,11 +98,8 @@ export interface ServiceProcess {
  * cannot make a measured service rebuild it at start-up.
  */
 const START_ARGS = ((): string[] => {
-  const start = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
-  const words = start.trim().split(/\s+/);
-  const bin = words.indexOf("bin/etcd-vault.js");
-  if (words[0] !== "node" || bin < 0) throw new Error(`unexpected start script: ${start}`);
-  return [...words.slice(1, bin), BUNDLE, ...words.slice(bin + 1)];
+  const { flags, args } = startNodeArgs();
+  return [...flags, BUNDLE, ...args];
 })();
 
 let bundled: Promise<void> | null = null;
