@@ -177,6 +177,24 @@ describe("cluster registry", () => {
     expect(after).toBe(before);
   });
 
+  it("answers every response with the request's id (given, or made up), errors included", async () => {
+    const given = await s.call("GET", "/v1/clusters?limit=5", undefined, undefined, { "x-request-id": "trace-42" });
+    expect(given.status).toBe(200);
+    expect(given.headers.get("x-request-id")).toBe("trace-42");
+    const made = await s.call("GET", "/v1/tokens");
+    expect(made.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const missing = await s.call("GET", "/v1/backups/nope", undefined, undefined, { "x-request-id": "trace-43" });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("x-request-id")).toBe("trace-43");
+    expect(missing.json.error.requestId).toBe("trace-43");
+    const denied = await s.call("GET", "/v1/clusters", undefined, null, { "x-request-id": "trace-44" });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get("x-request-id")).toBe("trace-44");
+    const metrics = await s.call("GET", "/metrics", undefined, undefined, { "x-request-id": "trace-45" });
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get("x-request-id")).toBe("trace-45");
+  });
+
   it("serves health, readiness and the OpenAPI document", async () => {
     expect((await s.call("GET", "/healthz", undefined, null)).json.ok).toBe(true);
     expect((await s.call("GET", "/readyz", undefined, null)).status).toBe(200);

@@ -129,8 +129,11 @@ describe("bundle download and restore", () => {
     // A dropped connection after `cut` bytes: resume from there.
     const cut = Math.floor(b.ciphertext.size / 3);
     const part1 = Buffer.from(await (await fetch(dl(link.url), { headers: { range: `bytes=0-${cut - 1}` } })).arrayBuffer());
-    const rest = await fetch(dl(link.url), { headers: { range: `bytes=${cut}-` } });
+    const rest = await fetch(dl(link.url), { headers: { range: `bytes=${cut}-`, "x-request-id": "resume-7" } });
     expect(rest.status).toBe(206);
+    // A route that returns its own Response (a stream) still carries the request id.
+    expect(rest.headers.get("x-request-id")).toBe("resume-7");
+    expect(whole.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     expect(rest.headers.get("content-range")).toBe(`bytes ${cut}-${b.ciphertext.size - 1}/${b.ciphertext.size}`);
     const joined = Buffer.concat([part1, Buffer.from(await rest.arrayBuffer())]);
     expect(joined.equals(full)).toBe(true);

@@ -1,13 +1,22 @@
 // An HTTP load client in its own process (so its CPU is not the server's event loop):
 //
 //   tsx bench/harness/http-load.ts --base URL --token T --paths paths.json
-//        (--requests N | --seconds S) [--concurrency C]
+//        (--requests N | --seconds S) [--concurrency C] [--rate R]
 //
 // Requests the paths in paths.json round-robin, C at a time, each timed from the request to its
-// last body byte. Stops after N requests or S seconds, or on SIGTERM, and prints one JSON line:
-// {count, errors, p50, p90, p99, max, mean, rps, statuses}. Keep-alive connections (undici's pool).
-
+// last body byte. Without --rate each of the C workers sends its next request as soon as the last
+// one ends (closed loop: as fast as the server answers). With --rate, request i is due at
+// i / R seconds after the start whatever the answers do (open loop, at most C in flight), and is
+// timed from that due moment, so time spent waiting for a free worker counts too. Stops after N requests or S seconds, or on SIGTERM, and prints one JSON line:
+// {count, errors, p50, p90, p99, max, mean, rps, statuses, cpuMs}. One keep-alive connection per
+// concurrent request (node:http's Agent).
+//
+// node:http rather than fetch: the client shares the machine's two cores with the server it
+// measures, and undici's fetch spent ~3× the CPU per request (Request/Response/Headers objects,
+// web streams), which the server's event loop then waited for. cpuMs is this process's own CPU
+// time, so a report can say how much of the machine the clients took.
 import { readFileSync } from "node:fs";
+import { Agent, request } from "node:http";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -18,13 +27,18 @@ const { values } = parseArgs({
     requests: { type: "string" },
     seconds: { type: "string" },
     concurrency: { type: "string", default: "8" },
+    rate: { type: "string" },
   },
 });
 if (!values.base || !values.paths) throw new Error("--base and --paths are required");
 const paths = JSON.parse(readFileSync(values.paths, "utf8")) as string[];
 const limit = values.requests ? Number(values.requests) : Infinity;
 const until = values.seconds ? performance.now() + Number(values.seconds) * 1000 : Infinity;
-const headers = values.token ? { authorization: `Bearer ${values.token}` } : undefined;
+const headers: Record<string, string> = values.token ? { authorization: `Bearer ${values.token}` } : {};
+const concurrency = Number(values.concurrency);
+const rate = values.rate ? Number(values.rate) : 0;
+const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+const base = new URL(values.base);
 
 const latencies: number[] = [];
 const statuses: Record<string, number> = {};
@@ -32,16 +46,36 @@ let errors = 0;
 let next = 0;
 let stopping = false;
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
+
+/** One GET; resolves with the status once the whole body has arrived. */
+function get(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: base.hostname, port: base.port, path, agent, headers }, (res) => {
+      res.on("data", () => {});
+      res.on("end", () => resolve(res.statusCode ?? 0));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 async function worker(): Promise<void> {
   while (!stopping && next < limit && performance.now() < until) {
-    const path = paths[next++ % paths.length]!;
-    const start = performance.now();
+    const index = next++;
+    const path = paths[index % paths.length]!;
+    let start = performance.now();
+    if (rate > 0) {
+      const due = t0 + (index * 1000) / rate;
+      if (due > start) await new Promise((r) => setTimeout(r, due - start));
+      if (stopping || performance.now() >= until) break;
+      start = due;
+    }
     try {
-      const res = await fetch(values.base + path, { headers });
-      await res.arrayBuffer();
-      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-      if (res.status !== 200) errors++;
+      const status = await get(path);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status !== 200) errors++;
     } catch {
       errors++;
     }
@@ -54,6 +88,7 @@ function report(): void {
   const at = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN);
   const seconds = (performance.now() - t0) / 1000;
   const round = (n: number) => Math.round(n * 100) / 100;
+  const cpu = process.cpuUsage(cpu0);
   process.stdout.write(
     `${JSON.stringify({
       count: sorted.length,
@@ -65,6 +100,7 @@ function report(): void {
       mean: round(sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1)),
       rps: round(sorted.length / seconds),
       statuses,
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     })}\n`,
   );
 }
@@ -72,5 +108,6 @@ function report(): void {
 process.on("SIGTERM", () => {
   stopping = true;
 });
-await Promise.all(Array.from({ length: Number(values.concurrency) }, worker));
+await Promise.all(Array.from({ length: concurrency }, worker));
 report();
+agent.destroy();
