@@ -439,7 +439,12 @@ export class Schedule {
    * s > since and s + offset ≤ now (older missed slots are skipped), or null.
    */
   dueSlot(now: Date | number, since: Date | number, offsetMs = 0): SlotRun | null {
-    const nowMs = ms(now);
+    const slot = this.dueSlotMs(ms(now), ms(since), offsetMs);
+    return slot === null ? null : { slot: new Date(slot), notBefore: new Date(slot + offsetMs) };
+  }
+
+  /** `dueSlot` in epoch ms (the run's notBefore is `slot + offsetMs`): the tick asks for 30,000 at a time. */
+  dueSlotMs(nowMs: number, sinceMs: number, offsetMs = 0): number | null {
     let slot: number | null;
     if (this.fastOffset(offsetMs)) {
       // offset < smallest interval, so the answer is the latest slot ≤ now or the one before;
@@ -449,8 +454,7 @@ export class Schedule {
     } else {
       slot = this.latestAtOrBefore(nowMs - offsetMs);
     }
-    if (slot === null || slot <= ms(since)) return null;
-    return { slot: new Date(slot), notBefore: new Date(slot + offsetMs) };
+    return slot === null || slot <= sinceMs ? null : slot;
   }
 
   /** The pair's next run not yet due at `now` (and after `since`, when given). */

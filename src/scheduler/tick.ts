@@ -119,11 +119,11 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
     for (const cluster of matching) {
       let offset = offsets.get(cluster);
       if (offset === undefined) offsets.set(cluster, (offset = schedule.offsetFor(cluster, p.name)));
-      const d = schedule.dueSlot(now, members.get(cluster)!, offset);
-      if (!d) continue;
+      const slot = schedule.dueSlotMs(now, members.get(cluster)!, offset);
+      if (slot === null) continue;
       pairs.clusters.push(cluster);
-      pairs.slots.push(d.slot.getTime());
-      pairs.notBefore.push(d.notBefore.getTime());
+      pairs.slots.push(slot);
+      pairs.notBefore.push(slot + offset);
     }
     if (offsets.size > 2 * matching.length + 1000) offsets.clear(); // clusters that went away
     if (!pairs.clusters.length) continue;
@@ -156,6 +156,7 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
 
   // Each statement's rows as JSON text, written directly: [id, cluster, policy, slot, notBefore].
   const nextId = runIds(ctx, now);
+  const insertQueuedRuns = queuedRunsInserter(ctx, now);
   const first = writes.length;
   let batch: string[] = [];
   for (const d of due) {
@@ -163,12 +164,12 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
     for (let i = 0; i < d.clusters.length; i++) {
       batch.push(`["${nextId()}",${JSON.stringify(d.clusters[i]!)},${policy},${d.slots[i]!},${d.notBefore[i]!}]`);
       if (batch.length === INSERT_ROWS) {
-        writes.push(insertQueuedRuns(ctx, `[${batch.join(",")}]`, now));
+        writes.push(insertQueuedRuns(`[${batch.join(",")}]`));
         batch = [];
       }
     }
   }
-  if (batch.length) writes.push(insertQueuedRuns(ctx, `[${batch.join(",")}]`, now));
+  if (batch.length) writes.push(insertQueuedRuns(`[${batch.join(",")}]`));
   // One transaction for the whole tick. Another ticker may have inserted the same (policy, slot,
   // cluster) meanwhile: the conflict skips it, exactly once.
   const results = await ctx.catalog.atomically(writes);
@@ -225,8 +226,11 @@ function runIds(ctx: ServiceContext, now: number): () => string {
   };
 }
 
-/** `insert into runs select … from json_each(?)`: queued capture runs from a JSON array of [id, cluster, policy, slot, notBefore]. */
-function insertQueuedRuns(ctx: ServiceContext, rowsJson: string, now: number) {
+/**
+ * `insert into runs select … from json_each(?)`: queued capture runs from a JSON array of
+ * [id, cluster, policy, slot, notBefore]. The column list is built once per tick.
+ */
+function queuedRunsInserter(ctx: ServiceContext, now: number): (rowsJson: string) => PendingStatement {
   const field = (i: number) => sql.raw(`json_extract(value, '$[${i}]')`);
   const given: Partial<Record<string, SQL>> = {
     id: field(0),
@@ -242,12 +246,16 @@ function insertQueuedRuns(ctx: ServiceContext, rowsJson: string, now: number) {
     createdAt: sql`${now}`,
   };
   // Every column in the table's order (an insert from a select fills them all); the rest are null.
-  const columns = Object.keys(getTableColumns(runs)).map((key) => given[key] ?? sql`null`);
+  const columns = sql.join(
+    Object.keys(getTableColumns(runs)).map((key) => given[key] ?? sql`null`),
+    sql`, `,
+  );
   // `where true`: without it SQLite would read ON CONFLICT as a join constraint of json_each.
-  return ctx.catalog.db
-    .insert(runs)
-    .select(sql`select ${sql.join(columns, sql`, `)} from json_each(${rowsJson}) where true`)
-    .onConflictDoNothing();
+  return (rowsJson) =>
+    ctx.catalog.db
+      .insert(runs)
+      .select(sql`select ${columns} from json_each(${rowsJson}) where true`)
+      .onConflictDoNothing();
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
