@@ -60,6 +60,9 @@ interface LoadResult {
   statuses: Record<string, number>;
   /** The client process's own CPU time. */
   cpuMs: number;
+  /** Open-loop loads: p99 of how late the client sent (its own delay) and requests never sent. */
+  lateP99?: number;
+  unsent?: number;
 }
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-vault-bench-tick-"));
@@ -185,8 +188,11 @@ try {
       ...saturating.results.map(([c, r]) => row("saturating load", c, r)),
     ],
   );
-  const loadRow = (name: string, r: LoadResult) => [name, r.count, r.errors, fixed(r.p50, 2), fixed(r.p90, 2), fixed(r.p99, 2), fixed(r.max, 1), fixed(r.rps, 0)];
-  printTable("The loads (8 other list routes, round-robin)", ["load", "requests", "errors", "p50", "p90", "p99", "max", "req/s"], [
+  const loadRow = (name: string, r: LoadResult) => [
+    name, r.count, r.errors, fixed(r.p50, 2), fixed(r.p90, 2), fixed(r.p99, 2), fixed(r.max, 1), fixed(r.rps, 0),
+    r.lateP99 === undefined ? "—" : fixed(r.lateP99, 2), r.unsent ?? "—",
+  ];
+  printTable("The loads (8 other list routes, round-robin)", ["load", "requests", "errors", "p50", "p90", "p99", "max", "req/s", "sent late p99 ms", "unsent"], [
     loadRow(`steady: ${LOAD_RATE}/s, open loop, ≤ 16 in flight`, steady.load),
     loadRow("saturating: 4 clients, no pause", saturating.load),
   ]);

@@ -1,7 +1,9 @@
-// The Worker's environment check: bindings and secrets are validated once, and a bad value is
-// reported by name and reason (never by value) instead of a Worker that half works.
+// The environment checks: the Worker's bindings and secrets (and, where a rule is shared, the Node
+// edition's) are validated once, and a bad value is reported by name and reason (never by value)
+// instead of a Worker that half works.
 import { describe, expect, it } from "vitest";
 import { loadWorkerConfig, WorkerConfigError } from "../src/entry/worker-config.js";
+import { loadConfig } from "../src/entry/config.js";
 
 // Stand-ins with the binding methods: the check is about shape, the real bindings are exercised
 // by worker.test.ts and worker-r2-store.test.ts.
@@ -34,6 +36,23 @@ describe("loadWorkerConfig", () => {
 
   it("takes a comma-separated master key ring (first seals, all open)", () => {
     expect(loadWorkerConfig({ ...base, ETCD_VAULT_MASTER_KEY: `${KEY}, ${"cd".repeat(32)}` }).ETCD_VAULT_MASTER_KEY).toHaveLength(2);
+  });
+
+  it("refuses an admin token of the issued form (evt_<id>_<secret>), in both editions, without echoing it", () => {
+    const value = "evt_01JABCDEF_0123456789abcdefghijklmnop";
+    const msg = problems({ ...base, ETCD_VAULT_ADMIN_TOKEN: value });
+    expect(msg).toMatch(/ETCD_VAULT_ADMIN_TOKEN: must not have the form of an issued token/);
+    expect(msg).not.toContain(value);
+    let nodeMessage = "";
+    try {
+      loadConfig({ ETCD_VAULT_DATA_DIR: "/tmp/unused", ETCD_VAULT_ADMIN_TOKEN: value });
+    } catch (e) {
+      nodeMessage = (e as Error).message;
+    }
+    expect(nodeMessage).toMatch(/ETCD_VAULT_ADMIN_TOKEN: must not have the form of an issued token/);
+    expect(nodeMessage).not.toContain(value);
+    // Any other value of that length is still accepted.
+    expect(loadWorkerConfig({ ...base, ETCD_VAULT_ADMIN_TOKEN: "evt-like-but-not-issued-0123456789" }).ETCD_VAULT_ADMIN_TOKEN).toBe("evt-like-but-not-issued-0123456789");
   });
 
   it("names missing secrets and how to set them, without echoing values", () => {

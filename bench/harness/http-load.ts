@@ -8,7 +8,7 @@
 // one ends (closed loop: as fast as the server answers). With --rate, request i is due at
 // i / R seconds after the start whatever the answers do (open loop, at most C in flight), and is
 // timed from that due moment, so time spent waiting for a free worker counts too. Stops after N requests or S seconds, or on SIGTERM, and prints one JSON line:
-// {count, errors, p50, p90, p99, max, mean, rps, statuses, cpuMs}. One keep-alive connection per
+// {count, errors, p50, p90, p99, max, mean, rps, statuses, cpuMs} (+ lateP99, unsent with --rate). One keep-alive connection per
 // concurrent request (node:http's Agent).
 //
 // node:http rather than fetch: the client shares the machine's two cores with the server it
@@ -31,16 +31,22 @@ const { values } = parseArgs({
   },
 });
 if (!values.base || !values.paths) throw new Error("--base and --paths are required");
+const base = new URL(values.base);
+if (base.protocol !== "http:" || base.pathname !== "/") throw new Error("--base must be http://host:port (the paths carry the rest)");
 const paths = JSON.parse(readFileSync(values.paths, "utf8")) as string[];
 const limit = values.requests ? Number(values.requests) : Infinity;
 const until = values.seconds ? performance.now() + Number(values.seconds) * 1000 : Infinity;
 const headers: Record<string, string> = values.token ? { authorization: `Bearer ${values.token}` } : {};
 const concurrency = Number(values.concurrency);
 const rate = values.rate ? Number(values.rate) : 0;
+if (!(concurrency >= 1) || !(rate >= 0)) throw new Error("--concurrency must be ≥ 1 and --rate a number of requests per second");
 const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-const base = new URL(values.base);
+/** A request that has not finished after this long counts as an error (a hung server must not hang the bench). */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 const latencies: number[] = [];
+/** Open loop: how late each request left after its due moment (the client's own delay). */
+const lateness: number[] = [];
 const statuses: Record<string, number> = {};
 let errors = 0;
 let next = 0;
@@ -51,11 +57,12 @@ const cpu0 = process.cpuUsage();
 /** One GET; resolves with the status once the whole body has arrived. */
 function get(path: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: base.hostname, port: base.port, path, agent, headers }, (res) => {
+    const req = request({ host: base.hostname, port: base.port, path, agent, headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
       res.on("data", () => {});
       res.on("end", () => resolve(res.statusCode ?? 0));
       res.on("error", reject);
     });
+    req.on("timeout", () => req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)));
     req.on("error", reject);
     req.end();
   });
@@ -71,6 +78,7 @@ async function worker(): Promise<void> {
       if (due > start) await new Promise((r) => setTimeout(r, due - start));
       if (stopping || performance.now() >= until) break;
       start = due;
+      lateness.push(performance.now() - due);
     }
     try {
       const status = await get(path);
@@ -101,6 +109,8 @@ function report(): void {
       rps: round(sorted.length / seconds),
       statuses,
       cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      // Open loop only: p99 of how late requests left, and how many fell due but were never sent.
+      ...(rate > 0 ? { lateP99: round(Float64Array.from(lateness).sort()[Math.max(0, Math.ceil(0.99 * lateness.length) - 1)] ?? NaN), unsent: Math.max(0, Math.min(limit, Math.floor(((performance.now() - t0) * rate) / 1000) + 1) - lateness.length) } : {}),
     })}\n`,
   );
 }

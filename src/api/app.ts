@@ -49,7 +49,8 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
     // Set before the handler builds its response: a header added to a finished response makes
     // Hono copy it, and @hono/node-server then builds a full fetch Response instead of writing
     // the body directly (~0.1 ms a request, bench:tick). Handlers that return a Response of their
-    // own get it through Hono's merge of the context's headers.
+    // own (the streamed /dl downloads) do not get the context's headers: the check after next()
+    // adds it to those.
     c.header("x-request-id", c.get("requestId"));
     const t0 = Date.now();
     await next();

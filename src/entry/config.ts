@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { resolve } from "node:path";
 import { durationSetting } from "../core/duration-setting.js";
+import { ADMIN_TOKEN_FORM_MESSAGE, ISSUED_TOKEN } from "../services/tokens.js";
 
 export const envSchema = z.object({
   PORT: z.coerce.number().int().min(1).max(65535).default(8080),
@@ -12,7 +13,11 @@ export const envSchema = z.object({
     .string()
     .regex(/^(file|s3):\/\//, "must start with file:// or s3://")
     .optional(),
-  ETCD_VAULT_ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
+  ETCD_VAULT_ADMIN_TOKEN: z
+    .string()
+    .min(24, "must be at least 24 characters")
+    .refine((v) => !ISSUED_TOKEN.test(v), ADMIN_TOKEN_FORM_MESSAGE)
+    .optional(),
   ETCD_VAULT_MASTER_KEY: z.string().optional(),
   ETCD_VAULT_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   ETCD_VAULT_SCHEDULER: z.enum(["on", "off"]).default("on"),

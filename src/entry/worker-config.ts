@@ -8,6 +8,7 @@ import { parseStorageUrl } from "../core/storage-url.js";
 import { decodeMasterKey } from "../crypto/secret-box.js";
 import { isD1Database, type D1DatabaseLike } from "../catalog/d1.js";
 import { isR2Bucket } from "../vault/r2-store.js";
+import { ADMIN_TOKEN_FORM_MESSAGE, ISSUED_TOKEN } from "../services/tokens.js";
 
 const SECRET_HINT = "set it with `wrangler secret put`, or locally in .dev.vars / `wrangler dev --var NAME:value`";
 
@@ -32,7 +33,8 @@ export const workerEnvSchema = z
     // There is no terminal to print a generated token on: the Worker needs the first one given.
     ETCD_VAULT_ADMIN_TOKEN: z
       .string({ error: `is required (at least 24 characters); ${SECRET_HINT}` })
-      .min(24, "must be at least 24 characters"),
+      .min(24, "must be at least 24 characters")
+      .refine((v) => !ISSUED_TOKEN.test(v), ADMIN_TOKEN_FORM_MESSAGE),
     ETCD_VAULT_STORAGE: z.string().default("r2://VAULT"),
     ETCD_VAULT_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
     ETCD_VAULT_DEFAULT_RECIPIENTS: z

@@ -116,7 +116,12 @@ export async function revokeToken(ctx: RequestContext, id: string): Promise<void
   await ctx.catalog.atomically([auditStatement(ctx, { action: "token.revoke", subject: `token/${id}` })]);
 }
 
-/** Resolves a bearer token to an actor, or throws 401. Never echoes the token. */
+/** The form of issued tokens, `evt_<id>_<secret>`; such a bearer is looked up by its id. */
+export const ISSUED_TOKEN = /^evt_([A-Za-z0-9]+)_([A-Za-z0-9_-]+)$/;
+
+/** For ETCD_VAULT_ADMIN_TOKEN: a value of the issued form would be looked up by that id and never match. */
+export const ADMIN_TOKEN_FORM_MESSAGE = "must not have the form of an issued token (evt_<id>_<secret>); choose another value";
+
 // Every API request authenticates, so its two steps are kept off the per-request path's slow
 // lanes: the secret is hashed synchronously (a 43-character secret is one SHA-256 block; WebCrypto's
 // promise round trip cost ~70 µs a request, bench:tick) and the lookup is compiled once per catalog.
@@ -144,11 +149,12 @@ function tokenQuery(ctx: ServiceContext): PreparedTokenLookup {
   return q;
 }
 
+/** Resolves a bearer token to an actor, or throws 401. Never echoes the token. */
 export async function authenticate(ctx: ServiceContext, bearer: string | null): Promise<Actor> {
   if (!bearer) throw new VaultError("unauthorized", "missing bearer token (Authorization: Bearer <token>)");
   let id: string | null = null;
   let secret = bearer;
-  const m = /^evt_([A-Za-z0-9]+)_([A-Za-z0-9_-]+)$/.exec(bearer);
+  const m = ISSUED_TOKEN.exec(bearer);
   if (m) {
     id = m[1]!;
     secret = m[2]!;
