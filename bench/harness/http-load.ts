@@ -110,13 +110,16 @@ function report(): void {
       statuses,
       cpuMs: Math.round((cpu.user + cpu.system) / 1000),
       // Open loop only: p99 of how late requests left, and how many fell due but were never sent.
-      ...(rate > 0 ? { lateP99: round(Float64Array.from(lateness).sort()[Math.max(0, Math.ceil(0.99 * lateness.length) - 1)] ?? NaN), unsent: Math.max(0, Math.min(limit, Math.floor(((performance.now() - t0) * rate) / 1000) + 1) - lateness.length) } : {}),
+      ...(rate > 0 ? { lateP99: round(Float64Array.from(lateness).sort()[Math.max(0, Math.ceil(0.99 * lateness.length) - 1)] ?? NaN), unsent: Math.max(0, Math.min(limit, Math.floor(((Math.min(stoppedAt, until, performance.now()) - t0) * rate) / 1000) + 1) - lateness.length) } : {}),
     })}\n`,
   );
 }
 
+/** When the load was told to stop: requests due after that are not "unsent". */
+let stoppedAt = Infinity;
 process.on("SIGTERM", () => {
   stopping = true;
+  stoppedAt = performance.now();
 });
 await Promise.all(Array.from({ length: concurrency }, worker));
 report();
