@@ -4,6 +4,7 @@
 // the key) lets a keyring of several master keys open old values while sealing with the first.
 
 import { VaultError } from "../core/errors.js";
+import { sha256Sync } from "../core/sha256.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -120,6 +121,14 @@ export function base64UrlDecode(text: string): Uint8Array {
 
 export async function sha256Hex(text: string): Promise<string> {
   return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(text))));
+}
+
+/**
+ * The same digest without WebCrypto's promise round trip, for short texts on a hot path (every
+ * API request hashes its token's secret: one SHA-256 block, ~70 µs a request saved, bench:tick).
+ */
+export function sha256HexSync(text: string): string {
+  return hex(sha256Sync(enc.encode(text)));
 }
 
 /** Constant-time comparison of two equal-length strings (hashes, MACs). */

@@ -4,8 +4,7 @@
 import { desc, eq, isNull, and, sql } from "drizzle-orm";
 import { tokens } from "../catalog/schema.js";
 import { VaultError, notFound, invalidInput } from "../core/errors.js";
-import { base64UrlEncode, sha256Hex, timingSafeEqualStr } from "../crypto/secret-box.js";
-import { sha256Sync } from "../core/sha256.js";
+import { base64UrlEncode, sha256Hex, sha256HexSync, timingSafeEqualStr } from "../crypto/secret-box.js";
 import type { Actor, RequestContext, Role, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
 
@@ -122,19 +121,8 @@ export const ISSUED_TOKEN = /^evt_([A-Za-z0-9]+)_([A-Za-z0-9_-]+)$/;
 /** For ETCD_VAULT_ADMIN_TOKEN: a value of the issued form would be looked up by that id and never match. */
 export const ADMIN_TOKEN_FORM_MESSAGE = "must not have the form of an issued token (evt_<id>_<secret>); choose another value";
 
-// Every API request authenticates, so its two steps are kept off the per-request path's slow
-// lanes: the secret is hashed synchronously (a 43-character secret is one SHA-256 block; WebCrypto's
-// promise round trip cost ~70 µs a request, bench:tick) and the lookup is compiled once per catalog.
-const utf8 = new TextEncoder();
-const HEX = Array.from({ length: 256 }, (_, n) => n.toString(16).padStart(2, "0"));
-
-/** Hex SHA-256 of a token secret; equal to what `sha256Hex` stored when the token was made. */
-function secretHashOf(secret: string): string {
-  let out = "";
-  for (const b of sha256Sync(utf8.encode(secret))) out += HEX[b]!;
-  return out;
-}
-
+// Every API request authenticates, so both steps stay cheap: the secret is hashed synchronously
+// (sha256HexSync) and the lookup is compiled once per catalog.
 interface PreparedTokenLookup {
   all(values: { id: string }): Array<typeof tokens.$inferSelect> | Promise<Array<typeof tokens.$inferSelect>>;
 }
@@ -159,7 +147,7 @@ export async function authenticate(ctx: ServiceContext, bearer: string | null): 
     id = m[1]!;
     secret = m[2]!;
   }
-  const hash = secretHashOf(m ? secret : bearer);
+  const hash = sha256HexSync(m ? secret : bearer);
   const lookupId = id ?? `env${hash.slice(0, 12)}`;
   const row = (await tokenQuery(ctx).all({ id: lookupId }))[0];
   if (!row || !timingSafeEqualStr(row.secretHash, hash) || row.revokedAt !== null) {
