@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer as createHttpServer, type IncomingMessage } from "node:http";
+import { connect as connectTcp, createServer, type Server } from "node:net";
+import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -323,6 +325,7 @@ describe("snapshot exec", () => {
         pod("etcd-noisy", [{ exit: { code: 2, stderr: `${"x".repeat(10_000)} THE-END` } }]),
         pod("etcd-hang", [{ hang: true }]),
         pod("etcd-endless", [{ run: randomBytesCommand(512 << 20) }]),
+        pod("etcd-fragmenting", [{ run: snapshot, fragments: 3, pingEveryMs: 2 }]),
       ],
     });
   });
@@ -335,7 +338,7 @@ describe("snapshot exec", () => {
   const c = () => conn(sim.kubeconfig);
 
   it("candidates: Ready pods with the etcd container, in API order", async () => {
-    expect((await access.snapshotCandidates(c())).map((p) => p.name)).toEqual(["etcd-ok", "etcd-cut", "etcd-exit", "etcd-noisy", "etcd-hang", "etcd-endless"]);
+    expect((await access.snapshotCandidates(c())).map((p) => p.name)).toEqual(["etcd-ok", "etcd-cut", "etcd-exit", "etcd-noisy", "etcd-hang", "etcd-endless", "etcd-fragmenting"]);
     expect((await access.snapshotCandidates(conn(sim.kubeconfig, { container: "etcd-main" }))).map((p) => p.name)).toEqual(["etcd-other-container"]);
   });
 
@@ -355,6 +358,55 @@ describe("snapshot exec", () => {
       namespace: "kube-system", pod: "etcd-ok", container: "etcd", argv: [...DECKHOUSE_SNAPSHOT_COMMAND],
       stdin: false, stdout: true, stderr: true, tty: false, protocol: "v5.channel.k8s.io", outcome: "success",
     });
+  });
+
+  it("reassembles fragmented messages and answers the server's pings while streaming", async () => {
+    const exec = await access.execSnapshot(c(), "etcd-fragmenting", { idleTimeoutMs: 10_000 });
+    const streamed = await drain(exec);
+    await exec.done;
+    await etcd.snapshotTo(join(dir, "fragmented-reference.db"));
+    expect(Buffer.compare(streamed, readFileSync(join(dir, "fragmented-reference.db")))).toBe(0);
+    const record = sim.execs.filter((e) => e.pod === "etcd-fragmenting").at(-1)!;
+    expect(record.outcome).toBe("success");
+    expect(record.pongs).toBeGreaterThan(0);
+  });
+
+  it("goes through the kubeconfig's proxy-url (HTTP CONNECT) for REST and exec", async () => {
+    const tunnels: string[] = [];
+    const proxy = createHttpServer();
+    const open = new Set<Duplex>();
+    proxy.on("connect", (req: IncomingMessage, client: Duplex, head: Buffer) => {
+      tunnels.push(req.url ?? "");
+      open.add(client);
+      const [host, port] = (req.url ?? "").split(":");
+      const upstream = connectTcp(Number(port), host!, () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      const viaProxy = conn(sim.kubeconfigWith({ proxyUrl }));
+      expect((await access.snapshotCandidates(viaProxy)).map((p) => p.name)).toContain("etcd-ok");
+      const restTunnels = tunnels.length;
+      expect(restTunnels).toBeGreaterThanOrEqual(1);
+      const exec = await access.execSnapshot(viaProxy, "etcd-ok", { idleTimeoutMs: 10_000 });
+      const streamed = await drain(exec);
+      await exec.done;
+      expect(streamed.length % 512).toBe(32);
+      expect(createHash("sha256").update(streamed.subarray(0, streamed.length - 32)).digest()).toEqual(streamed.subarray(streamed.length - 32));
+      expect(tunnels.length).toBe(restTunnels + 1); // the exec's WebSocket took the proxy too
+      expect(new Set(tunnels)).toEqual(new Set([`127.0.0.1:${sim.port}`]));
+    } finally {
+      // Tunnels left the HTTP server's books at CONNECT: closing the server does not end them.
+      for (const sock of open) sock.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it("a cut connection fails the stream: exec_failed, closed without status after N bytes", async () => {

@@ -1,16 +1,19 @@
-// Pod exec as a stream with backpressure, on client-node 1.4's `Exec`. What the library does not do
-// for us (checked against 1.4.0):
+// Pod exec as a stream with backpressure, on client-node 1.4's `Exec`: client-node builds the
+// request, applies the kubeconfig and dispatches the channels; the WebSocket under it is ours
+// (exec-socket.ts, through the socket factory client-node takes), because receiving a snapshot
+// through `ws` cost a third of the service's CPU. With a kubeconfig `proxy-url` it is `ws` again,
+// over client-node's proxy agent. What the library does not do for us (checked against 1.4.0):
 // - Backpressure: frames are written into the Writable we pass as they arrive. Our sink pushes
-//   them into a ChunkQueue (the `stdout` we hand out) and, when that is full, pauses the WebSocket
-//   (`ws.pause()` pauses the TCP socket and, unlike `_socket.pause()`, also keeps ws's own
-//   receiver-drain logic from resuming it); the consumer draining the queue resumes it. A slow
-//   consumer therefore slows the remote command instead of queueing the snapshot in memory.
+//   them into a ChunkQueue (the `stdout` we hand out) and, when that is full, pauses the socket
+//   (ExecSocket stops reading the TLS socket; `ws.pause()` also keeps ws's receiver-drain logic
+//   from resuming it); the consumer draining the queue resumes it. A slow consumer therefore
+//   slows the remote command instead of queueing the snapshot in memory.
 // - Exit status: only through the status callback (channel 3); a Failure is not thrown. We turn
 //   it into `exec_failed` with the exit code and the tail of stderr.
 // - A connection that drops without a Status (1006) is reported by nothing: we listen for `close`
 //   on the socket and treat "closed without status" as a failure.
-// - A rejected handshake rejects with a ws ErrorEvent without the Status body: the socket
-//   factory listens for `unexpected-response` to keep the status code and the Status message.
+// - A rejected handshake rejects without the Status body: the socket factory keeps the status
+//   code and the Status message (ExecSocket's `rejected`, ws's `unexpected-response`).
 // - Idle timeout: the timer runs only while we wait on the server (not while paused by our
 //   consumer) and also bounds the handshake.
 // `client.close()` after a Status and the 255 close-stream frames are left to the library.
@@ -25,6 +28,7 @@ import { VaultError } from "../core/errors.js";
 import type { SnapshotExec } from "../core/ports.js";
 import type { LoadedCluster } from "./connection.js";
 import { ChunkQueue } from "./chunk-queue.js";
+import { ExecSocket, ExecSocketError, type ExecSocketOptions } from "./exec-socket.js";
 import { errorCode, scrub, statusMessage, upstreamFailure } from "./failures.js";
 
 export interface ExecRequest {
@@ -57,7 +61,7 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
   const label = `pod ${req.pod}`;
   if (req.signal?.aborted) throw new VaultError("cancelled", `${label}: cancelled`);
 
-  let ws: WebSocket | null = null;
+  let ws: { pause(): void; resume(): void; terminate(): void } | null = null;
   let opened = false;
   let settled = false;
   let failure: VaultError | null = null;
@@ -169,21 +173,42 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     settle(new VaultError("exec_failed", withStderr(head)));
   };
 
+  // Our own socket (exec-socket.ts) carries the stream; `ws` only when the kubeconfig names an
+  // HTTP/SOCKS proxy, which client-node reaches through the agent it puts into `opts`.
+  const viaProxy = !!kc.getCurrentCluster()?.proxyUrl;
+  const onOpen = () => {
+    opened = true;
+    touch();
+  };
+  const onClose = (code: number) => {
+    if (!opened || settled) return;
+    const why = `connection closed without status after ${stdoutBytes} bytes (close code ${code}${socketError ? `, ${socketError}` : ""})`;
+    settle(new VaultError("exec_failed", withStderr(why)));
+  };
   const socketFactory = (uri: string, protocols: string[], opts: WebSocket.ClientOptions) => {
+    if (viaProxy) return wsSocket(uri, protocols, opts);
+    const sock = new ExecSocket(uri, protocols, { ...(opts as ExecSocketOptions), handshakeTimeout: req.idleTimeoutMs });
+    ws = sock;
+    sock.on("open", onOpen);
+    sock.on("error", (e) => {
+      socketError = e instanceof ExecSocketError ? e.message : errorCode(e);
+    });
+    sock.on("close", onClose);
+    sock.on("rejected", (r) => {
+      rejection.status = r.status;
+      rejection.message = statusMessage(r.body);
+    });
+    // client-node's handler only uses the WHATWG-style members, which ExecSocket has.
+    return sock as unknown as WebSocket;
+  };
+  const wsSocket = (uri: string, protocols: string[], opts: WebSocket.ClientOptions) => {
     const sock = new WebSocket(uri, protocols, { ...opts, handshakeTimeout: req.idleTimeoutMs, perMessageDeflate: false });
     ws = sock;
-    sock.on("open", () => {
-      opened = true;
-      touch();
-    });
+    sock.on("open", onOpen);
     sock.on("error", (e) => {
       socketError = errorCode(e);
     });
-    sock.on("close", (code: number) => {
-      if (!opened || settled) return;
-      const why = `connection closed without status after ${stdoutBytes} bytes (close code ${code}${socketError ? `, ${socketError}` : ""})`;
-      settle(new VaultError("exec_failed", withStderr(why)));
-    });
+    sock.on("close", onClose);
     // With a listener here ws leaves the failed handshake to us: keep status + Status message, then abort.
     sock.on("unexpected-response", (_req: unknown, res: IncomingMessage) => {
       rejection.status = res.statusCode;

@@ -1,7 +1,8 @@
-// Maps what client-node 1.4 rejects with — node-fetch FetchErrors (REST), ws ErrorEvents (exec
-// handshake), ApiExceptions (HTTP status) — to one VaultError whose message names the API host and
-// the class of failure an operator can act on: TLS, auth, refused, DNS, timeout. Messages are
-// built from codes and statuses, never from request data, and scrubbed of credential strings.
+// Maps what client-node 1.4 rejects with — node-fetch FetchErrors (REST), ws ErrorEvents and
+// ExecSocketErrors (exec handshake), ApiExceptions (HTTP status) — to one VaultError whose message
+// names the API host and the class of failure an operator can act on: TLS, auth, refused, DNS,
+// timeout. Messages are built from codes and statuses, never from request data, and scrubbed of
+// credential strings.
 
 import { VaultError, type ErrorCode } from "../core/errors.js";
 
@@ -62,6 +63,8 @@ export function transportReason(err: unknown): string | undefined {
     if (/handshake has timed out/i.test(firstLine(err))) return "timeout: no answer in time";
     return undefined;
   }
+  // exec-socket.ts's own failures (bad upgrade answer, protocol errors) say what went wrong.
+  if (code.startsWith("WS_ERR_")) return `WebSocket: ${firstLine(err)}`;
   if (code === "ECONNREFUSED") return "connection refused";
   if (code === "ENOTFOUND") return "DNS: host not found";
   if (code === "EAI_AGAIN") return "DNS: lookup failed (temporary)";

@@ -4,7 +4,8 @@
 // first byte = channel: 1 stdout, 2 stderr, 3 Status JSON; then a normal close). The requested argv
 // is recorded and a configured LOCAL command runs in its place as a real child process, so the
 // bytes on the wire are real (e.g. a real etcd snapshot). Faults: cut the TCP connection after N
-// stdout bytes (no Status, the client sees 1006), non-zero exit, hang, pod not Ready, 401, 403, 404.
+// stdout bytes (no Status, the client sees 1006), non-zero exit, hang, pod not Ready, 401, 403, 404;
+// and two things a real apiserver does that a client must handle: fragmented messages and pings.
 //
 // Backpressure is the WebSocket's own: bytes handed to ws but not yet written to the socket are
 // counted, and the child's stdout is paused while they exceed `highWaterMark`, so a slow client
@@ -44,6 +45,10 @@ export interface SimExecRule {
   cutAfterBytes?: number;
   /** Upgrade, then send nothing at all until the client goes away. */
   hang?: boolean;
+  /** Send each stdout frame as this many WebSocket fragments (a continuation-frame message). */
+  fragments?: number;
+  /** Ping the client this often while the exec runs (the apiserver's heartbeat); pongs are counted. */
+  pingEveryMs?: number;
 }
 
 export interface SimPod {
@@ -96,6 +101,8 @@ export interface ExecRecord {
   /** How it ended: `success`, `exit <n>`, `cut`, `client-closed`, `no-rule`, `spawn-error`; `hang` while hanging. */
   outcome: string | null;
   stdoutBytes: number;
+  /** Pongs received for the pings of `pingEveryMs` (each checked to echo its ping's payload). */
+  pongs: number;
 }
 
 export interface KubeSim {
@@ -111,7 +118,7 @@ export interface KubeSim {
   readonly config: KubeSimConfig;
   readonly execs: ExecRecord[];
   /** A kubeconfig for this server with parts replaced (bad token, another CA, another server URL). */
-  kubeconfigWith(o: { token?: string; caPem?: string; server?: string; contextName?: string }): string;
+  kubeconfigWith(o: { token?: string; caPem?: string; server?: string; contextName?: string; proxyUrl?: string }): string;
   /** Resolves when no exec child is running any more. */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -179,12 +186,14 @@ function serverCert(dir: string, ca: GeneratedCa): { cert: string; key: string }
   return { cert: readFileSync(join(dir, "server.crt"), "utf8"), key: readFileSync(join(dir, "server.key"), "utf8") };
 }
 
-export function makeKubeconfig(o: { server: string; caPem: string; token: string; contextName?: string }): string {
+export function makeKubeconfig(o: { server: string; caPem: string; token: string; contextName?: string; proxyUrl?: string }): string {
   const ctx = o.contextName ?? "sim";
+  const cluster: Record<string, string> = { server: o.server, "certificate-authority-data": Buffer.from(o.caPem).toString("base64") };
+  if (o.proxyUrl) cluster["proxy-url"] = o.proxyUrl;
   return toYaml({
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name: "sim-cluster", cluster: { server: o.server, "certificate-authority-data": Buffer.from(o.caPem).toString("base64") } }],
+    clusters: [{ name: "sim-cluster", cluster }],
     users: [{ name: "sim-user", user: { token: o.token } }],
     contexts: [{ name: ctx, context: { cluster: "sim-cluster", user: "sim-user" } }],
     "current-context": ctx,
@@ -382,7 +391,7 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
       const record: ExecRecord = {
         namespace: ns, pod: podName, container, argv,
         stdin: flag("stdin"), stdout: flag("stdout"), stderr: flag("stderr"), tty: flag("tty"),
-        protocol: ws.protocol, outcome: null, stdoutBytes: 0,
+        protocol: ws.protocol, outcome: null, stdoutBytes: 0, pongs: 0,
       };
       execs.push(record);
       const rule = (pod.exec ?? []).find((r) => (r.argvIncludes ?? []).every((a) => argv.includes(a)));
@@ -421,12 +430,34 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
       if (ws.readyState !== ws.OPEN) return;
       const f = frame(channel, data);
       queued += f.length;
-      ws.send(f, { binary: true }, () => {
+      const sent = () => {
         queued -= f.length;
         if (queued < hwm / 2) resumeAll();
         onSent?.();
-      });
+      };
+      const parts = channel === 1 ? Math.min(rule?.fragments ?? 1, f.length) : 1;
+      if (parts <= 1) return ws.send(f, { binary: true }, sent);
+      // One message in `parts` frames: the first binary with FIN clear, then continuations.
+      const step = Math.ceil(f.length / parts);
+      for (let at = 0; at < f.length; at += step) {
+        const last = at + step >= f.length;
+        ws.send(f.subarray(at, at + step), { binary: true, fin: last }, last ? sent : undefined);
+      }
     };
+    let pinger: NodeJS.Timeout | undefined;
+    if (rule?.pingEveryMs) {
+      let n = 0;
+      const expected = new Set<string>();
+      ws.on("pong", (data: Buffer) => {
+        if (expected.delete(data.toString())) record.pongs++;
+      });
+      pinger = setInterval(() => {
+        if (ws.readyState !== ws.OPEN) return;
+        const payload = `ping-${++n}`;
+        expected.add(payload);
+        ws.ping(payload);
+      }, rule.pingEveryMs);
+    }
     const finish = (outcome: string, statusBody?: object) => {
       if (finished) return;
       finished = true;
@@ -447,6 +478,7 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
     };
 
     ws.on("close", () => {
+      clearInterval(pinger);
       sockets.delete(ws);
       if (!finished) finish("client-closed");
       killChild();
@@ -545,7 +577,7 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
     dir,
     config,
     execs,
-    kubeconfigWith: (o) => makeKubeconfig({ server: o.server ?? url, caPem: o.caPem ?? ca.certPem, token: o.token ?? token, contextName: o.contextName }),
+    kubeconfigWith: (o) => makeKubeconfig({ server: o.server ?? url, caPem: o.caPem ?? ca.certPem, token: o.token ?? token, contextName: o.contextName, proxyUrl: o.proxyUrl }),
     idle: () => (children.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
     async close() {
       for (const c of children) {
