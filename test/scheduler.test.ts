@@ -8,6 +8,8 @@ import { fileURLToPath } from "node:url";
 import { startTestService, type TestService } from "./helpers/service.js";
 import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
 import { claimRun, enqueueRun } from "../src/services/runs.js";
+import { tick } from "../src/scheduler/tick.js";
+import { spreadOffsetMs } from "../src/core/schedule.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const KC = (server: string) => `apiVersion: v1
@@ -68,6 +70,44 @@ describe("policies: validation and description", () => {
     }
     // Berlin is UTC+1 in November: "0 */6" local = 11:00 UTC next.
     expect(d.clusters[0].nextSlot).toBe("2026-11-20T11:00:00.000Z");
+  });
+});
+
+describe("spread offsets stored with the membership", () => {
+  it("records each pair's hash; the tick offsets runs by it and hashes memberships of older catalogs once", async () => {
+    let now = Date.parse("2026-11-20T10:17:00Z");
+    const s = await startTestService({}, { clock: { now: () => new Date(now) } });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await s.call("POST", "/v1/clusters", { name: `c${i}`, labels: { env: "prod" }, kubeconfig: KC("https://127.0.0.1:1") });
+      }
+      const r = await s.call("POST", "/v1/policies", { name: "p", selector: { matchLabels: { env: "prod" } }, schedule: "0 * * * *", spread: "30m", retention: { last: 3 }, recipients: [RCPT] });
+      expect(r.status).toBe(201);
+      const sqlite = s.catalog.sqlite;
+      const hashes = () =>
+        Object.fromEntries(
+          (sqlite.prepare("select cluster, spread_hash from policy_members where policy = 'p'").all() as Array<{ cluster: string; spread_hash: number | null }>).map(
+            (m) => [m.cluster, m.spread_hash],
+          ),
+        );
+      const want = Object.fromEntries(["c0", "c1", "c2"].map((c) => [c, spreadOffsetMs(c, "p", 2 ** 32)]));
+      expect(hashes()).toEqual(want);
+      // A catalog from before migration 0007 (no hashes), and a membership the tick must add itself.
+      sqlite.prepare("update policy_members set spread_hash = null where cluster in ('c0', 'c1')").run();
+      sqlite.prepare("delete from policy_members where cluster = 'c2'").run();
+      now = Date.parse("2026-11-20T11:45:00Z");
+      const t = await tick(s.svc);
+      // c0 and c1 are members since 10:17, so the 11:00 slot is due (offsets < 30 m); c2 joins at
+      // 11:45 and waits for the first slot after that.
+      expect(t.created).toBe(2);
+      expect(hashes()).toEqual(want);
+      const runs = sqlite.prepare("select cluster, slot, not_before from runs where policy = 'p' order by cluster").all() as Array<{ cluster: string; slot: number; not_before: number }>;
+      expect(runs.map((x) => [x.cluster, x.slot, x.not_before - x.slot])).toEqual(
+        ["c0", "c1"].map((c) => [c, Date.parse("2026-11-20T11:00:00Z"), spreadOffsetMs(c, "p", 30 * 60_000)]),
+      );
+    } finally {
+      await s.stop();
+    }
   });
 });
 

@@ -14,6 +14,7 @@
 
 import Database from "better-sqlite3";
 import { openSqliteCatalog } from "../../src/catalog/sqlite.js";
+import { spreadHash } from "../../src/services/membership.js";
 import { formatRetention, parseRetention } from "../../src/core/retention-planner.js";
 import { Schedule, spreadOffsetMs } from "../../src/core/schedule.js";
 import { parseDuration } from "../../src/core/duration.js";
@@ -177,7 +178,8 @@ export function generateFleetCatalog(file: string, shape: FleetShape = { cluster
     `insert into policies (name, selector, schedule, timezone, spread, rpo, retention, recipients, target, paused, created_at, updated_at)
      values (?, ?, ?, ?, ?, ?, ?, ?, 'default', 0, ?, ?)`,
   );
-  const insMember = db.prepare(`insert into policy_members (policy, cluster, since) values (?, ?, ?)`);
+  // With the spread hash, as the service records a membership (services/membership.ts).
+  const insMember = db.prepare(`insert into policy_members (policy, cluster, since, spread_hash) values (?, ?, ?, ?)`);
   const insRun = db.prepare(
     `insert into runs (id, kind, cluster, policy, slot, not_before, state, attempt, pod, error_code, error_message, bytes, timings,
        created_at, started_at, finished_at, backup_id)
@@ -220,7 +222,7 @@ export function generateFleetCatalog(file: string, shape: FleetShape = { cluster
         created,
         created,
       );
-      for (let i = 0; i < shape.clusters; i++) insMember.run(p.name, clusterName(i), created);
+      for (let i = 0; i < shape.clusters; i++) insMember.run(p.name, clusterName(i), created, spreadHash(clusterName(i), p.name));
     }
 
     let seq = 0;

@@ -82,6 +82,13 @@ export const policyMembers = sqliteTable(
     policy: text("policy").notNull(),
     cluster: text("cluster").notNull(),
     since: integer("since").notNull(),
+    /**
+     * The pair's spread hash: the first 4 bytes of SHA-256("cluster/policy") as an unsigned
+     * integer; its offset is this modulo the policy's spread (core/schedule.ts). Kept here so a
+     * fresh process's tick does not hash every pair again (30,000 SHA-256s, bench:tick). Null in
+     * rows written before migration 0007; the tick fills those in.
+     */
+    spreadHash: integer("spread_hash"),
   },
   (t) => [uniqueIndex("policy_members_pk").on(t.policy, t.cluster)],
 );

@@ -6,9 +6,9 @@
 //
 // A fleet-wide tick handles 30,000 pairs (bench:tick), so the per-pair work stays lean: each
 // column the tick reads comes back as one JSON array (not 10,000 rows through the query builder),
-// labels are parsed once per distinct JSON text, spread offsets (a SHA-256 per pair) are kept
-// between ticks, run ids are made in bulk, and every write of the tick — membership changes and
-// new runs — goes to the catalog in one atomic call.
+// labels are parsed and matched once per distinct JSON text, spread offsets come from the hash
+// stored with each membership (a SHA-256 per pair otherwise), run ids are made in bulk, and every
+// write of the tick — membership changes and new runs — goes to the catalog in one atomic call.
 
 import { eq, getTableColumns, sql, type SQL } from "drizzle-orm";
 import { policies, policyMembers, runs } from "../catalog/schema.js";
@@ -17,6 +17,7 @@ import { matchesLabels } from "../core/labels.js";
 import { Schedule } from "../core/schedule.js";
 import type { ServiceContext } from "../services/context.js";
 import { requeueExpired } from "../services/runs.js";
+import { spreadHash } from "../services/membership.js";
 import { abandonOrphans } from "../services/capture-jobs.js";
 
 export interface TickResult {
@@ -63,13 +64,19 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   )[0];
   const names = JSON.parse(fleetRow?.names ?? "[]") as string[];
   const labelTexts = JSON.parse(fleetRow?.labels ?? "[]") as string[];
-  // Fleets share a few label sets: each distinct JSON text is parsed once per tick.
-  const parsed = new Map<string, Record<string, string>>();
-  const labelsOf = (text: string) => {
-    let labels = parsed.get(text);
-    if (!labels) parsed.set(text, (labels = JSON.parse(text) as Record<string, string>));
-    return labels;
-  };
+  // Fleets share a few label sets: each distinct JSON text is parsed once per tick, and each
+  // policy's selector is tested once per set instead of once per cluster.
+  const setIds = new Map<string, number>();
+  const labelSets: Array<Record<string, string>> = [];
+  const setOf = new Int32Array(names.length);
+  for (let i = 0; i < names.length; i++) {
+    let id = setIds.get(labelTexts[i]!);
+    if (id === undefined) {
+      setIds.set(labelTexts[i]!, (id = labelSets.length));
+      labelSets.push(JSON.parse(labelTexts[i]!) as Record<string, string>);
+    }
+    setOf[i] = id;
+  }
 
   const writes: PendingStatement[] = [];
   const due: Array<{ policy: string; clusters: string[]; slots: number[]; notBefore: number[] }> = [];
@@ -77,55 +84,77 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   for (const p of pols) {
     const schedule = new Schedule({ schedule: p.schedule, timezone: p.timezone, spread: p.spread }, { now: new Date(now), stored: true });
     const memberRow = (
-      await db.all<{ clusters: string; since: string }>(
-        sql`select json_group_array(cluster) as clusters, json_group_array(since) as since from policy_members where policy = ${p.name}`,
+      await db.all<{ clusters: string; since: string; hashes: string }>(
+        sql`select json_group_array(cluster) as clusters, json_group_array(since) as since, json_group_array(spread_hash) as hashes from policy_members where policy = ${p.name}`,
       )
     )[0];
     const memberNames = JSON.parse(memberRow?.clusters ?? "[]") as string[];
     const memberSince = JSON.parse(memberRow?.since ?? "[]") as number[];
+    const memberHash = JSON.parse(memberRow?.hashes ?? "[]") as Array<number | null>;
     const members = new Map<string, number>();
-    for (let i = 0; i < memberNames.length; i++) members.set(memberNames[i]!, memberSince[i]!);
-    const matchesText = new Map<string, boolean>();
-    const matching: string[] = [];
-    for (let i = 0; i < names.length; i++) {
-      let ok = matchesText.get(labelTexts[i]!);
-      if (ok === undefined) matchesText.set(labelTexts[i]!, (ok = matchesLabels(labelsOf(labelTexts[i]!), p.selector.matchLabels)));
-      if (ok) matching.push(names[i]!);
-    }
-    // Membership: a cluster that starts matching gets its first run at the first slot after now;
-    // one that stops matching forgets its membership (it starts afresh if it matches again).
-    const matchSet = new Set(matching);
-    const joined = matching.filter((c) => !members.has(c));
-    const left = [...members.keys()].filter((c) => !matchSet.has(c));
-    for (const group of chunks(joined, INSERT_ROWS)) {
-      writes.push(
-        db
-          .insert(policyMembers)
-          .select(sql`select ${p.name}, value, ${now} from json_each(${JSON.stringify(group)}) where true`)
-          .onConflictDoNothing(),
-      );
-    }
-    for (const group of chunks(left, INSERT_ROWS)) {
-      writes.push(
-        db.delete(policyMembers).where(sql`${policyMembers.policy} = ${p.name} and ${policyMembers.cluster} in (select value from json_each(${JSON.stringify(group)}))`),
-      );
-    }
-    for (const c of joined) members.set(c, now);
+    for (let i = 0; i < memberNames.length; i++) members.set(memberNames[i]!, i);
+    const selected = labelSets.map((labels) => matchesLabels(labels, p.selector.matchLabels));
 
-    // Schedule.dueSlot shares the slot computation across pairs (offsets only pick between the
+    // One pass over the matching clusters: membership, spread offset, due slot. A cluster that
+    // starts matching gets its first run at the first slot after now; one that stops matching
+    // forgets its membership (it starts afresh if it matches again).
+    // Schedule.dueSlotMs shares the slot computation across pairs (offsets only pick between the
     // latest slot and the one before it), so this loop stays cheap for 10,000 clusters.
-    const offsets = spreadOffsets(p.name, schedule);
+    const spread = Math.floor(schedule.spreadMs);
+    const joined: string[] = [];
+    const unhashed: string[] = []; // members from before migration 0007: hashed once, stored
+    let kept = 0;
     const pairs = { policy: p.name, clusters: [] as string[], slots: [] as number[], notBefore: [] as number[] };
-    for (const cluster of matching) {
-      let offset = offsets.get(cluster);
-      if (offset === undefined) offsets.set(cluster, (offset = schedule.offsetFor(cluster, p.name)));
-      const slot = schedule.dueSlotMs(now, members.get(cluster)!, offset);
+    for (let i = 0; i < names.length; i++) {
+      if (!selected[setOf[i]!]) continue;
+      const cluster = names[i]!;
+      const m = members.get(cluster);
+      let since: number;
+      let hash: number | null;
+      if (m === undefined) {
+        since = now;
+        hash = spreadHash(cluster, p.name);
+        joined.push(`[${JSON.stringify(cluster)},${hash}]`);
+      } else {
+        kept++;
+        since = memberSince[m]!;
+        hash = memberHash[m]!;
+        if (hash === null) unhashed.push(`[${JSON.stringify(cluster)},${(hash = spreadHash(cluster, p.name))}]`);
+      }
+      const offset = spread > 0 ? hash % spread : 0;
+      const slot = schedule.dueSlotMs(now, since, offset);
       if (slot === null) continue;
       pairs.clusters.push(cluster);
       pairs.slots.push(slot);
       pairs.notBefore.push(slot + offset);
     }
-    if (offsets.size > 2 * matching.length + 1000) offsets.clear(); // clusters that went away
+    for (const group of chunks(joined, INSERT_ROWS)) {
+      writes.push(
+        db
+          .insert(policyMembers)
+          .select(sql`select ${p.name}, json_extract(value, '$[0]'), ${now}, json_extract(value, '$[1]') from json_each(${`[${group.join(",")}]`}) where true`)
+          .onConflictDoNothing(),
+      );
+    }
+    for (const group of chunks(unhashed, INSERT_ROWS)) {
+      writes.push(
+        db
+          .update(policyMembers)
+          .set({ spreadHash: sql`json_extract(value, '$[1]')` })
+          .from(sql`json_each(${`[${group.join(",")}]`})`)
+          .where(sql`${policyMembers.policy} = ${p.name} and ${policyMembers.cluster} = json_extract(value, '$[0]')`),
+      );
+    }
+    if (kept < members.size) {
+      const matching = new Set<string>();
+      for (let i = 0; i < names.length; i++) if (selected[setOf[i]!]) matching.add(names[i]!);
+      const left = memberNames.filter((c) => !matching.has(c));
+      for (const group of chunks(left, INSERT_ROWS)) {
+        writes.push(
+          db.delete(policyMembers).where(sql`${policyMembers.policy} = ${p.name} and ${policyMembers.cluster} in (select value from json_each(${JSON.stringify(group)}))`),
+        );
+      }
+    }
     if (!pairs.clusters.length) continue;
     // Pairs whose slot already has a run (the common case: a tick every 30 s sees each slot
     // ~100 times): one covering read of runs_slot_uq per slot, cluster names only.
@@ -176,16 +205,6 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   let created = 0;
   for (let i = first; i < results.length; i++) created += ctx.catalog.changes(results[i]);
   return created;
-}
-
-// Spread offsets by policy: a SHA-256 of "cluster/policy" modulo the spread (core/schedule.ts),
-// which never changes while the spread does not. Hashing 30,000 pairs was ~15 % of every tick.
-const offsetCache = new Map<string, { spreadMs: number; offsets: Map<string, number> }>();
-
-function spreadOffsets(policy: string, schedule: Schedule): Map<string, number> {
-  let entry = offsetCache.get(policy);
-  if (!entry || entry.spreadMs !== schedule.spreadMs) offsetCache.set(policy, (entry = { spreadMs: schedule.spreadMs, offsets: new Map() }));
-  return entry.offsets;
 }
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -6,8 +6,17 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { clusters, policies, policyMembers } from "../catalog/schema.js";
 import { matchesLabels } from "../core/labels.js";
+import { spreadOffsetMs } from "../core/schedule.js";
 import type { PendingStatement } from "../catalog/db.js";
 import type { ServiceContext } from "./context.js";
+
+/**
+ * The pair's spread hash as stored in policy_members: spreadOffsetMs modulo 2^32 is the hash
+ * itself, so `spreadHash(c, p) % spread` is the offset for any spread (DESIGN "Slots").
+ */
+export function spreadHash(cluster: string, policy: string): number {
+  return spreadOffsetMs(cluster, policy, 2 ** 32);
+}
 
 /** Statements that bring the membership of one policy, or of one cluster, up to date. */
 export async function membershipStatements(
@@ -32,11 +41,12 @@ export async function membershipStatements(
   for (const p of pols) for (const c of fleet) if (matchesLabels(c.labels, p.selector.matchLabels)) want.add(`${p.name}\u0000${c.name}`);
   const stmts: PendingStatement[] = [];
   const joined = [...want].filter((k) => !have.has(k)).map((k) => k.split("\u0000") as [string, string]);
-  for (let i = 0; i < joined.length; i += 30) {
+  // 25 rows of 4 values: D1 takes at most 100 bound parameters per statement.
+  for (let i = 0; i < joined.length; i += 25) {
     stmts.push(
       ctx.catalog.db
         .insert(policyMembers)
-        .values(joined.slice(i, i + 30).map(([policy, cluster]) => ({ policy, cluster, since: now })))
+        .values(joined.slice(i, i + 25).map(([policy, cluster]) => ({ policy, cluster, since: now, spreadHash: spreadHash(cluster, policy) })))
         .onConflictDoNothing(),
     );
   }

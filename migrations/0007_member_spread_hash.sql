@@ -1,0 +1,1 @@
+ALTER TABLE `policy_members` ADD `spread_hash` integer;
