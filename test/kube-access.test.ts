@@ -1,6 +1,6 @@
 // KubeClusterAccess (client-node 1.4) against the kube simulator and a real etcd: discovery,
-// connection failures with clear messages, the snapshot exec with every fault, and memory staying
-// flat under a slow consumer.
+// each kubeconfig form of TLS and credentials (REST and exec), connection failures with clear
+// messages, the snapshot exec with every fault, and memory staying flat under a slow consumer.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -226,13 +226,13 @@ describe("discovery", () => {
   });
 });
 
-describe("unreachable clusters", () => {
+describe("kubeconfig TLS and credentials, unreachable clusters", () => {
   let sim: KubeSim;
   let silent: Server;
   let silentPort: number;
   let dir: string;
   beforeAll(async () => {
-    sim = await startKubeSim({ nodes: [masterNode("m1", "10.0.0.1")], pods: [etcdPod("m1")] });
+    sim = await startKubeSim({ nodes: [masterNode("m1", "10.0.0.1")], pods: [etcdPod("m1"), etcdPod("m2", { exec: [{ exit: { code: 0, stdout: "snapshot-bytes" } }] })] });
     dir = mkdtempSync(join(tmpdir(), "kube-access-ca-"));
     // Accepts TCP connections and never answers: the timeout case.
     silent = createServer(() => {});
@@ -271,6 +271,40 @@ describe("unreachable clusters", () => {
     expectClean(await failureOf(access.discover(conn(kc))), `127.0.0.1:${sim.port}`, /auth: 401 Unauthorized/);
     expectClean(await failureOf(access.snapshotCandidates(conn(kc))), `127.0.0.1:${sim.port}`, /auth: 401/);
     expectClean(await failureOf(access.execSnapshot(conn(kc), "etcd-m1", { idleTimeoutMs: 5000 })), `127.0.0.1:${sim.port}`, /auth: 401/);
+  });
+
+  // The exec's TLS and credentials are applied by ExecSocket (src/kube/exec-socket.ts) from what
+  // client-node's applyToHTTPSOptions hands over: each kubeconfig form, for REST and for exec.
+  const execOutput = async (kc: string) => {
+    const exec = await access.execSnapshot(conn(kc), "etcd-m2", { idleTimeoutMs: 5000 });
+    const out = (await drain(exec)).toString();
+    await exec.done;
+    return out;
+  };
+
+  it("x509 client certificate instead of a token: REST and exec authenticate; one from another CA gets 401", async () => {
+    const kc = sim.kubeconfigWith({ clientCert: sim.clientCertificate("sim-user") });
+    expect(kc).not.toContain("token");
+    expect((await access.snapshotCandidates(conn(kc))).map((p) => p.name)).toContain("etcd-m2");
+    expect(await execOutput(kc)).toBe("snapshot-bytes");
+    const forged = sim.kubeconfigWith({ clientCert: sim.clientCertificate("sim-user", generateCa(dir, "rogue")) });
+    expectClean(await failureOf(access.snapshotCandidates(conn(forged))), `127.0.0.1:${sim.port}`, /auth: 401/);
+    expectClean(await failureOf(access.execSnapshot(conn(forged), "etcd-m2", { idleTimeoutMs: 5000 })), `127.0.0.1:${sim.port}`, /auth: 401/);
+  });
+
+  it("tls-server-name is what the server certificate is checked against (REST and exec)", async () => {
+    // The simulator's certificate names IP 127.0.0.1 and DNS localhost.
+    expect(await execOutput(sim.kubeconfigWith({ tlsServerName: "localhost" }))).toBe("snapshot-bytes");
+    const wrong = sim.kubeconfigWith({ tlsServerName: "kubernetes.default.svc" });
+    expectClean(await failureOf(access.discover(conn(wrong))), `127.0.0.1:${sim.port}`, /TLS: server certificate does not match the host/);
+    expectClean(await failureOf(access.execSnapshot(conn(wrong), "etcd-m2", { idleTimeoutMs: 5000 })), `127.0.0.1:${sim.port}`, /TLS: server certificate does not match the host/);
+  });
+
+  it("insecure-skip-tls-verify: no CA needed for REST or exec", async () => {
+    const kc = sim.kubeconfigWith({ insecure: true });
+    expect(kc).not.toContain("certificate-authority");
+    expect((await access.snapshotCandidates(conn(kc))).map((p) => p.name)).toContain("etcd-m2");
+    expect(await execOutput(kc)).toBe("snapshot-bytes");
   });
 
   it("RBAC denial → auth 403 with the server's reason", async () => {

@@ -1,5 +1,5 @@
 // A Kubernetes API simulator for the calls etcd-vault makes, speaking the real protocol: HTTPS with
-// a generated CA, bearer-token auth, JSON lists with label selectors, and pod exec upgraded to a
+// a generated CA, bearer-token or x509 client-certificate auth, JSON lists with label selectors, and pod exec upgraded to a
 // WebSocket with the `v5.channel.k8s.io` / `v4.channel.k8s.io` channel protocol (binary frames,
 // first byte = channel: 1 stdout, 2 stderr, 3 Status JSON; then a normal close). The requested argv
 // is recorded and a configured LOCAL command runs in its place as a real child process, so the
@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
 import { constants as osConstants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -118,7 +119,9 @@ export interface KubeSim {
   readonly config: KubeSimConfig;
   readonly execs: ExecRecord[];
   /** A kubeconfig for this server with parts replaced (bad token, another CA, another server URL). */
-  kubeconfigWith(o: { token?: string; caPem?: string; server?: string; contextName?: string; proxyUrl?: string }): string;
+  kubeconfigWith(o: KubeconfigParts): string;
+  /** A client certificate for x509 auth as `cn`, signed by this server's CA (or by `ca`). */
+  clientCertificate(cn: string, ca?: GeneratedCa): { certPem: string; keyPem: string };
   /** Resolves when no exec child is running any more. */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -186,15 +189,49 @@ function serverCert(dir: string, ca: GeneratedCa): { cert: string; key: string }
   return { cert: readFileSync(join(dir, "server.crt"), "utf8"), key: readFileSync(join(dir, "server.key"), "utf8") };
 }
 
-export function makeKubeconfig(o: { server: string; caPem: string; token: string; contextName?: string; proxyUrl?: string }): string {
+export interface KubeconfigParts {
+  server?: string;
+  caPem?: string;
+  token?: string;
+  contextName?: string;
+  proxyUrl?: string;
+  tlsServerName?: string;
+  /** `insecure-skip-tls-verify: true` and no CA. */
+  insecure?: boolean;
+  /** x509 client auth instead of the token. */
+  clientCert?: { certPem: string; keyPem: string };
+}
+
+/** The CN of a verified client certificate on the request's TLS connection, if any. */
+function certUser(req: IncomingMessage): string | null {
+  const sock = req.socket as TLSSocket;
+  if (!sock.authorized) return null;
+  const cn = sock.getPeerCertificate()?.subject?.CN;
+  return typeof cn === "string" ? cn : null;
+}
+
+function clientCertificate(dir: string, ca: GeneratedCa, cn: string): { certPem: string; keyPem: string } {
+  const name = `client-${randomBytes(4).toString("hex")}`;
+  writeFileSync(join(dir, `${name}.ext`), "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n");
+  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}/O=system:masters`], dir);
+  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", ca.certPath, "-CAkey", ca.keyPath, "-CAcreateserial", "-days", "2", "-out", `${name}.crt`, "-extfile", `${name}.ext`], dir);
+  return { certPem: readFileSync(join(dir, `${name}.crt`), "utf8"), keyPem: readFileSync(join(dir, `${name}.key`), "utf8") };
+}
+
+export function makeKubeconfig(o: KubeconfigParts & { server: string; caPem: string; token: string }): string {
   const ctx = o.contextName ?? "sim";
-  const cluster: Record<string, string> = { server: o.server, "certificate-authority-data": Buffer.from(o.caPem).toString("base64") };
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
+  const cluster: Record<string, string | boolean> = o.insecure
+    ? { server: o.server, "insecure-skip-tls-verify": true }
+    : { server: o.server, "certificate-authority-data": b64(o.caPem) };
   if (o.proxyUrl) cluster["proxy-url"] = o.proxyUrl;
+  if (o.tlsServerName) cluster["tls-server-name"] = o.tlsServerName;
+  const user = o.clientCert ? { "client-certificate-data": b64(o.clientCert.certPem), "client-key-data": b64(o.clientCert.keyPem) } : { token: o.token };
   return toYaml({
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "sim-cluster", cluster }],
-    users: [{ name: "sim-user", user: { token: o.token } }],
+    users: [{ name: "sim-user", user }],
     contexts: [{ name: ctx, context: { cluster: "sim-cluster", user: "sim-user" } }],
     "current-context": ctx,
   });
@@ -301,7 +338,8 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
 
   const pods = () => config.pods ?? [];
   const findPod = (ns: string, name: string) => pods().find((p) => (p.namespace ?? "kube-system") === ns && p.name === name);
-  const authorized = (req: IncomingMessage) => req.headers.authorization === `Bearer ${token}`;
+  // Like an apiserver: a bearer token, or a client certificate our CA signed (the user is its CN).
+  const authorized = (req: IncomingMessage) => req.headers.authorization === `Bearer ${token}` || certUser(req) === "sim-user";
   const forbidden = (path: string) => (config.forbid ?? []).some((p) => path.startsWith(p));
 
   const send = (res: ServerResponse, code: number, body: unknown) => {
@@ -558,7 +596,9 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
     });
   };
 
-  const server: Server = createServer({ key: tls.key, cert: tls.cert }, onRequest);
+  // Clients may present a certificate (x509 client auth); one that does not verify is not refused
+  // at the TLS layer but authenticates nobody, so the request gets a 401.
+  const server: Server = createServer({ key: tls.key, cert: tls.cert, requestCert: true, rejectUnauthorized: false, ca: [ca.certPem] }, onRequest);
   server.on("upgrade", onUpgrade);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
@@ -577,7 +617,8 @@ export async function startKubeSim(config: KubeSimConfig = {}): Promise<KubeSim>
     dir,
     config,
     execs,
-    kubeconfigWith: (o) => makeKubeconfig({ server: o.server ?? url, caPem: o.caPem ?? ca.certPem, token: o.token ?? token, contextName: o.contextName, proxyUrl: o.proxyUrl }),
+    kubeconfigWith: (o) => makeKubeconfig({ server: url, caPem: ca.certPem, token, ...o }),
+    clientCertificate: (cn, signer) => clientCertificate(dir, signer ?? ca, cn),
     idle: () => (children.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
     async close() {
       for (const c of children) {
