@@ -1,11 +1,12 @@
 // A Kubernetes API simulator for the calls etcd-vault makes, speaking the real protocol: HTTPS with
-// a generated CA, bearer-token or x509 client-certificate auth, JSON lists with label selectors, and pod exec upgraded to a
-// WebSocket with the `v5.channel.k8s.io` / `v4.channel.k8s.io` channel protocol (binary frames,
-// first byte = channel: 1 stdout, 2 stderr, 3 Status JSON; then a normal close). The requested argv
-// is recorded and a configured LOCAL command runs in its place as a real child process, so the
-// bytes on the wire are real (e.g. a real etcd snapshot). Faults: cut the TCP connection after N
-// stdout bytes (no Status, the client sees 1006), non-zero exit, hang, pod not Ready, 401, 403, 404;
-// and two things a real apiserver does that a client must handle: fragmented messages and pings.
+// a generated CA, bearer-token or x509 client-certificate auth, JSON lists with label selectors,
+// and pod exec upgraded to a WebSocket with the `v5.channel.k8s.io` / `v4.channel.k8s.io` channel
+// protocol (binary frames, first byte = channel: 1 stdout, 2 stderr, 3 Status JSON; then a normal
+// close). The requested argv is recorded and a configured LOCAL command runs in its place as a
+// real child process, so the bytes on the wire are real (e.g. a real etcd snapshot). Faults: cut
+// the TCP connection after N stdout bytes (no Status, the client sees 1006), non-zero exit, hang,
+// pod not Ready, 401, 403, 404; and two things a real apiserver does that a client must handle:
+// fragmented messages and pings.
 //
 // Backpressure is the WebSocket's own: bytes handed to ws but not yet written to the socket are
 // counted, and the child's stdout is paused while they exceed `highWaterMark`, so a slow client
