@@ -239,7 +239,101 @@ describe("ExecSocket: the opening handshake", () => {
   });
 });
 
+describe("ExecSocket: the opening handshake, edge cases", () => {
+  it("terminate() right after construction reaches an onerror set afterwards (a connect never hangs)", async () => {
+    const url = await serve(() => {});
+    const sock = new ExecSocket(`${url}/x`, PROTOCOLS);
+    clients.push(sock);
+    sock.terminate();
+    const err = await new Promise<Error>((r) => (sock.onerror = r));
+    expect(err).toMatchObject({ code: "WS_ERR_CLOSED_EARLY" });
+  });
+
+  it("adds basic auth only when no Authorization header is set (the token wins, the password stays home)", async () => {
+    const seen: string[] = [];
+    const url = await serve((p) => {
+      seen.push(p.request);
+      p.socket.write(accepted(p));
+    });
+    await open(url, { headers: { authorization: "Bearer t0ken" }, auth: "admin:secret" }).opened;
+    expect(seen[0]).toMatch(/\r\nauthorization: Bearer t0ken(\r\n|$)/);
+    expect(seen[0]).not.toMatch(/Basic/);
+  });
+
+  it("reads a status line strictly: `HTTP/1.1 1010` is not a 101", async () => {
+    const url = await serve((p) => void p.socket.write(accepted(p).replace("HTTP/1.1 101 Switching Protocols", "HTTP/1.1 1010")));
+    const c = open(url);
+    await c.closed;
+    expect(c.errors[0]).toMatchObject({ code: "WS_ERR_HANDSHAKE", message: "the server did not answer with HTTP/1.1" });
+  });
+
+  it("waits for a refused upgrade's body in a later read, past a short handshake timeout", async () => {
+    const status = JSON.stringify({ kind: "Status", status: "Failure", message: "Unauthorized", code: 401 });
+    const url = await serve((p) => {
+      p.socket.write(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${status.length}\r\n\r\n`);
+      setTimeout(() => p.socket.write(status), 400);
+    });
+    const c = open(url, { handshakeTimeout: 200 });
+    await c.closed;
+    expect(c.rejected).toEqual([{ status: 401, body: status }]);
+    expect(c.errors.map((e) => e.message)).toEqual(["Unexpected server response: 401"]);
+  });
+});
+
 describe("ExecSocket: frames", () => {
+  it("parses headers that arrive a byte at a time (7-bit, 16-bit and 64-bit lengths)", async () => {
+    const sizes = [0, 5, 125, 126, 65535, 65536];
+    const url = await serve(async (p) => {
+      p.socket.setNoDelay(true);
+      p.socket.write(accepted(p));
+      for (const [i, n] of sizes.entries()) {
+        const f = frame(2, Buffer.alloc(n, i + 1));
+        const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
+        for (let b = 0; b < head; b++) {
+          p.socket.write(f.subarray(b, b + 1));
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        p.socket.write(f.subarray(head));
+      }
+    });
+    const c = open(url);
+    await expect.poll(() => c.messages.length).toBe(sizes.length);
+    c.messages.forEach((m, i) => expect(Buffer.compare(m as Buffer, Buffer.alloc(sizes[i]!, i + 1))).toBe(0));
+  });
+
+  it("keeps a text message's byte-order mark", async () => {
+    const url = await serve((p) => void p.socket.write(Buffer.concat([Buffer.from(accepted(p)), frame(1, "\ufeffhello")])));
+    const c = open(url);
+    await expect.poll(() => c.messages.length).toBe(1);
+    expect(c.messages[0]).toBe("\ufeffhello");
+  });
+
+  it("close() inside onmessage drops the frames behind it; terminate() there stops parsing at once", async () => {
+    // After terminate() even a close frame in the same read is not parsed: the code stays 1006.
+    const burst = (p: Peer) =>
+      Buffer.concat([Buffer.from(accepted(p)), frame(2, "\x01one"), frame(2, "\x01two"), frame(2, "\x01three"), ...(p.request.includes("/terminate") ? [frame(8, Buffer.from([0x0f, 0xa0]))] : [])]);
+    const url = await serve(async (p) => {
+      p.socket.write(burst(p));
+      if (!p.request.includes("/terminate")) {
+        const f = await p.nextFrame();
+        expect(f.opcode).toBe(8);
+        p.socket.end(frame(8, Buffer.from([0x03, 0xe8])));
+      }
+    });
+    for (const how of ["close", "terminate"] as const) {
+      const sock = new ExecSocket(`${url}/${how}`, PROTOCOLS);
+      clients.push(sock);
+      const got: Array<Buffer | string> = [];
+      const closed = new Promise<number>((r) => sock.on("close", (code) => r(code)));
+      sock.onmessage = ({ data }) => {
+        got.push(data);
+        sock[how]();
+      };
+      expect(await closed).toBe(how === "close" ? 1000 : 1006);
+      expect(got).toEqual([Buffer.from("\x01one")]);
+    }
+  });
+
   it("delivers binary messages of every length encoding intact, however the bytes are split", async () => {
     const sizes = [0, 1, 125, 126, 200, 65535, 65536, 200_000];
     const payloads = sizes.map((n, i) => Buffer.alloc(n, i + 1));
@@ -320,6 +414,11 @@ describe("ExecSocket: frames", () => {
     ["a new message inside a fragmented one", Buffer.concat([frame(2, "a", { fin: false }), frame(2, "b")]), 1002, "WS_ERR_PROTOCOL", /new message inside/],
     ["text that is not UTF-8", frame(1, Buffer.from([0xc3, 0x28])), 1007, "WS_ERR_INVALID_UTF8", /not UTF-8/],
     ["a message over maxMessage", Buffer.concat([frame(2, Buffer.alloc(700), { fin: false }), frame(0, Buffer.alloc(400))]), 1009, "WS_ERR_TOO_BIG", /larger than 1024 bytes/],
+    ["a 64-bit length over 4 GiB", Buffer.from([0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0]), 1009, "WS_ERR_TOO_BIG", /larger than 4 GiB/],
+    ["a ping with a 16-bit length", Buffer.from([0x89, 126, 0, 126, ...Buffer.alloc(126)]), 1002, "WS_ERR_PROTOCOL", /control frame must be whole/],
+    ["a close frame with a 1-byte body", frame(8, Buffer.from([3])), 1002, "WS_ERR_PROTOCOL", /1-byte body/],
+    ["a close frame with code 1005 on the wire", frame(8, Buffer.from([0x03, 0xed])), 1002, "WS_ERR_PROTOCOL", /invalid code 1005/],
+    ["a close reason that is not UTF-8", frame(8, Buffer.from([0x03, 0xe8, 0xc3, 0x28])), 1007, "WS_ERR_INVALID_UTF8", /reason is not UTF-8/],
   ];
   for (const [what, bytes, code, errCode, message] of violations) {
     it(`fails on ${what}: close frame ${code} sent, error, close`, async () => {

@@ -307,6 +307,29 @@ describe("kubeconfig TLS and credentials, unreachable clusters", () => {
     expect(await execOutput(kc)).toBe("snapshot-bytes");
   });
 
+  it("cancelled or timed out while an exec credential plugin runs: no connection is made at all", async () => {
+    // client-node runs the plugin before the socket exists; the exec must end there, not open later.
+    const plugin = (delay: number) => {
+      const kc = sim.kubeconfigWith({}).replace(
+        /user:\n\s+token: .*\n/,
+        `user:\n      exec:\n        apiVersion: client.authentication.k8s.io/v1beta1\n        command: sh\n        args: ["-c", "sleep ${delay}; printf '%s' '{\\"apiVersion\\":\\"client.authentication.k8s.io/v1beta1\\",\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"${sim.token}\\"}}'"]\n`,
+      );
+      expect(kc).toContain("command: sh");
+      return kc;
+    };
+    // The plugin's token works when nobody cancels.
+    expect(await execOutput(plugin(0))).toBe("snapshot-bytes");
+    const before = sim.execs.length;
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 100);
+    const cancelled = await failureOf(access.execSnapshot(conn(plugin(0.6)), "etcd-m2", { idleTimeoutMs: 5000, signal: ctl.signal }));
+    expect(cancelled.code).toBe("cancelled");
+    const timedOut = await failureOf(access.execSnapshot(conn(plugin(0.6)), "etcd-m2", { idleTimeoutMs: 150 }));
+    expect(timedOut.code).toBe("timeout");
+    await new Promise((r) => setTimeout(r, 900)); // past the plugins' exit
+    expect(sim.execs.length).toBe(before);
+  });
+
   it("RBAC denial → auth 403 with the server's reason", async () => {
     sim.config.forbid = ["/api/v1/namespaces/kube-system/pods"];
     try {
@@ -434,7 +457,9 @@ describe("snapshot exec", () => {
       await exec.done;
       expect(streamed.length % 512).toBe(32);
       expect(createHash("sha256").update(streamed.subarray(0, streamed.length - 32)).digest()).toEqual(streamed.subarray(streamed.length - 32));
-      expect(tunnels.length).toBe(restTunnels + 1); // the exec's WebSocket took the proxy too
+      // The exec's WebSocket took the proxy too, so it was ws over client-node's proxy agent:
+      // ExecSocket connects straight to the server and cannot have made this tunnel.
+      expect(tunnels.length).toBe(restTunnels + 1);
       expect(new Set(tunnels)).toEqual(new Set([`127.0.0.1:${sim.port}`]));
     } finally {
       // Tunnels left the HTTP server's books at CONNECT: closing the server does not end them.

@@ -67,7 +67,10 @@ export interface HandshakeRejection {
   body: string;
 }
 
-/** Errors this socket raises itself carry a `WS_ERR_*` code (network errors keep Node's codes). */
+/**
+ * Errors this socket raises itself carry a `WS_ERR_*` code (network errors keep Node's codes),
+ * except the handshake timeout: a plain Error whose message, as ws words it, failures.ts knows.
+ */
 export class ExecSocketError extends Error {
   constructor(
     readonly code: string,
@@ -198,18 +201,25 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
   }
 
   private onBytes(buf: Buffer, n: number): boolean {
-    let chunk = buf.subarray(0, n);
-    if (this.rejection) {
-      this.collectRejection(chunk);
-      return true;
+    try {
+      this.onRead(buf.subarray(0, n));
+    } catch (e) {
+      // A listener ('open', 'rejected') that throws must not escape into the socket's read path.
+      const why = e instanceof Error ? e.message : String(e);
+      this.protocolError(1011, `a listener failed: ${why.slice(0, 200)}`);
     }
+    return true;
+  }
+
+  private onRead(bytes: Buffer): void {
+    let chunk = bytes;
+    if (this.rejection) return this.collectRejection(chunk);
     if (this.readyState === CONNECTING) {
       const rest = this.onHead(chunk);
-      if (!rest) return true;
+      if (!rest) return;
       chunk = rest;
     }
     if (this.readyState === OPEN || this.readyState === CLOSING) this.parse(chunk);
-    return true;
   }
 
   /** Collects the answer's head; returns the bytes after it once the upgrade is accepted. */
@@ -225,7 +235,7 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
     const rest = this.head.subarray(end + 4);
     this.head = null;
     const lines = text.split("\r\n");
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? "");
+    const m = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0] ?? "");
     if (!m) {
       this.fail(new ExecSocketError("WS_ERR_HANDSHAKE", "the server did not answer with HTTP/1.1"));
       return null;
@@ -240,6 +250,9 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
     }
     const status = Number(m[1]);
     if (status !== 101) {
+      // The answer is here; only its body is awaited now, under its own timer.
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = undefined;
       const length = Number(headers.get("content-length"));
       this.rejection = {
         status,
@@ -299,7 +312,7 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
   private parse(b: Buffer): void {
     const n = b.length;
     let i = 0;
-    while (i < n) {
+    while (i < n && !this.socket.destroyed) {
       if (this.payload === null) {
         const take = Math.min(this.hdrNeed - this.hdrHave, n - i);
         b.copy(this.hdr, this.hdrHave, i, i + take);
@@ -323,6 +336,7 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
     if (this.hdrNeed === 2) {
       if (h[1]! & 0x80) return this.protocolError(1002, "the server sent a masked frame");
       const len7 = h[1]! & 0x7f;
+      if ((h[0]! & 0x0f) >= 8 && len7 > 125) return this.protocolError(1002, "a control frame must be whole and at most 125 bytes");
       if (len7 === 126 || len7 === 127) {
         this.hdrNeed = len7 === 126 ? 4 : 10;
         return true;
@@ -375,14 +389,15 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
     if (opcode === 10) return true;
     if (!this.fin) {
       if (!this.fragmentOpcode) this.fragmentOpcode = opcode;
-      this.fragments.push(data);
+      // Empty fragments add nothing; kept out, they cannot grow the list past maxMessage's bound.
+      if (data.length) this.fragments.push(data);
       this.fragmentBytes += data.length;
       return true;
     }
     let message = data;
     let type = opcode;
     if (this.fragmentOpcode) {
-      this.fragments.push(data);
+      if (data.length) this.fragments.push(data);
       message = Buffer.concat(this.fragments, this.fragmentBytes + data.length);
       type = this.fragmentOpcode;
       this.fragments = [];
@@ -410,17 +425,26 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
       const why = e instanceof Error ? e.message : String(e);
       return this.protocolError(1011, `a message could not be handled: ${why.slice(0, 200)}`);
     }
-    return this.readyState === OPEN || this.readyState === CLOSING;
+    // terminate() or a failure inside the handler: the rest of the read is not ours to parse.
+    return !this.socket.destroyed && (this.readyState === OPEN || this.readyState === CLOSING);
   }
 
   private onCloseFrame(data: Buffer): boolean {
     if (data.length === 1) return this.protocolError(1002, "a close frame with a 1-byte body");
+    const code = data.length >= 2 ? data.readUInt16BE(0) : 1005;
+    if (data.length >= 2 && !validCloseCode(code)) return this.protocolError(1002, `a close frame with the invalid code ${code}`);
+    let reason = "";
+    try {
+      reason = data.length > 2 ? utf8.decode(data.subarray(2)) : "";
+    } catch {
+      return this.protocolError(1007, "a close frame whose reason is not UTF-8");
+    }
     this.closeReceived = true;
-    this.closeCode = data.length >= 2 ? data.readUInt16BE(0) : 1005;
-    this.closeReason = data.length > 2 ? data.subarray(2).toString("utf8") : "";
+    this.closeCode = code;
+    this.closeReason = reason;
     this.readyState = CLOSING;
-    // Echo the status code (none for 1005), then let the server close the TCP connection first.
-    this.sendClose(this.closeCode === 1005 ? undefined : this.closeCode);
+    // Echo the status code (an empty close for none), then end our side; the server closes too.
+    this.sendClose(code === 1005 ? undefined : code);
     this.socket.end();
     this.closeTimer ??= setTimeout(() => this.socket.destroy(), CLOSE_WAIT_MS);
     return false;
@@ -473,9 +497,14 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
     clearTimeout(this.handshakeTimer);
     this.handshakeTimer = undefined;
     if (this.rejection) clearTimeout(this.rejection.timer);
-    this.readyState = this.readyState === CONNECTING ? CONNECTING : CLOSING;
-    this.onerror?.(err);
-    if (this.listenerCount("error")) this.emit("error", err);
+    if (this.readyState === OPEN) this.readyState = CLOSING;
+    // On the next tick, as ws does: a failure raised while the caller is still wiring its handlers
+    // (terminate() right after construction) must still reach them. It is queued before destroy()
+    // queues 'close', so 'error' always comes first.
+    process.nextTick(() => {
+      this.onerror?.(err);
+      if (this.listenerCount("error")) this.emit("error", err);
+    });
     this.socket.destroy();
   }
 
@@ -491,7 +520,13 @@ export class ExecSocket extends EventEmitter<ExecSocketEvents> {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the message, as ws delivers it.
+/** Codes a close frame may carry (RFC 6455 §7.4: 1004–1006 and 1015 are never sent). */
+function validCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function buildRequest(url: URL, key: string, protocols: readonly string[], opts: ExecSocketOptions): string {
   const lines = [
@@ -508,7 +543,11 @@ function buildRequest(url: URL, key: string, protocols: readonly string[], opts:
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) extra.push([name, String(v)]);
   }
-  if (opts.auth) extra.push(["Authorization", `Basic ${Buffer.from(opts.auth).toString("base64")}`]);
+  // As node's http.request does for ws: basic auth only when no Authorization header is set (a
+  // kubeconfig user may carry a token and a username/password; the token wins, the password stays).
+  if (opts.auth && !extra.some(([name]) => name.toLowerCase() === "authorization")) {
+    extra.push(["Authorization", `Basic ${Buffer.from(opts.auth).toString("base64")}`]);
+  }
   for (const [name, value] of extra) {
     // A kubeconfig value with a line break would smuggle headers into the request.
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\0]/.test(value)) {

@@ -36,7 +36,7 @@ export interface ExecRequest {
   pod: string;
   container: string;
   argv: readonly string[];
-  /** No byte from the server (while we are not paused) for this long fails with `timeout`. */
+  /** No stdout/stderr byte (while we are not paused) for this long fails with `timeout`. */
   idleTimeoutMs: number;
   signal?: AbortSignal;
   /** stdout bytes buffered for the consumer before the socket is paused (default 1 MiB). */
@@ -136,6 +136,10 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     }
   }
 
+  function dropSocket(): void {
+    ws?.terminate();
+  }
+
   function onAbort(): void {
     settle(new VaultError("cancelled", `${label}: cancelled`));
   }
@@ -186,6 +190,10 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     settle(new VaultError("exec_failed", withStderr(why)));
   };
   const socketFactory = (uri: string, protocols: string[], opts: WebSocket.ClientOptions) => {
+    // Cancelled or timed out while client-node was still applying the kubeconfig (an exec
+    // credential plugin can take a second): no socket at all. client-node calls this inside its
+    // connect promise, so the throw rejects that promise and the catch below rethrows `failure`.
+    if (failure) throw failure;
     if (viaProxy) return wsSocket(uri, protocols, opts);
     const sock = new ExecSocket(uri, protocols, { ...(opts as ExecSocketOptions), handshakeTimeout: req.idleTimeoutMs });
     ws = sock;
@@ -244,6 +252,11 @@ export async function openExec(cluster: LoadedCluster, req: ExecRequest): Promis
     const err = handshakeFailure(host, label, e, rejection, secrets);
     settle(err);
     throw err;
+  }
+  // Settled while the upgrade completed (the socket opened after the abort): never hand it out.
+  if (failure) {
+    dropSocket();
+    throw failure;
   }
 
   return {
