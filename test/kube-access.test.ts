@@ -18,9 +18,12 @@ import { DECKHOUSE_SNAPSHOT_COMMAND, DEFAULT_ETCD_SETTINGS, type EtcdSettings } 
 import { VaultError } from "../src/core/errors.js";
 import type { ClusterConnection, Logger, SnapshotExec } from "../src/core/ports.js";
 import { KubeClusterAccess } from "../src/kube/cluster-access.js";
+import { loadCluster } from "../src/kube/connection.js";
+import { scrub } from "../src/kube/failures.js";
 import { versionFromEtcdctl, versionFromImage } from "../src/kube/versions.js";
 import { freePort, startEtcd, type TestEtcd } from "./support/etcd.js";
-import { etcdPod, generateCa, masterNode, randomBytesCommand, startKubeSim, type KubeSim, type SimPod } from "./support/kube-sim.js";
+import { startSocks5Server } from "./support/socks5-server.js";
+import { etcdPod, generateCa, makeKubeconfig, masterNode, randomBytesCommand, startKubeSim, type KubeSim, type SimPod } from "./support/kube-sim.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const DIGEST_IMAGE = `registry.deckhouse.io/deckhouse/ce@sha256:${"ab".repeat(32)}`;
@@ -137,6 +140,18 @@ describe("backpressure reaches the socket", () => {
     expect(r.bytes).toBe(STREAM);
     expect(r.ms).toBeGreaterThan(5000);
     expect(r.retained).toBeGreaterThan(40 << 20);
+  });
+});
+
+describe("kubeconfig secrets kept out of messages", () => {
+  it("counts a proxy-url password as a secret, as written and decoded", () => {
+    const caDir = mkdtempSync(join(tmpdir(), "ev-proxy-secret-"));
+    const ca = generateCa(caDir);
+    rmSync(caDir, { recursive: true, force: true });
+    const kubeconfig = makeKubeconfig({ server: "https://127.0.0.1:6443", caPem: ca.certPem, token: "token-abc-123456", proxyUrl: "socks5://vault:p%40ss-word-9@127.0.0.1:1080" });
+    const { secrets } = loadCluster({ kubeconfig } as ClusterConnection);
+    expect(secrets).toEqual(expect.arrayContaining(["token-abc-123456", "p%40ss-word-9", "p@ss-word-9"]));
+    expect(scrub("proxy socks5://vault:p@ss-word-9@host refused", secrets)).toBe("proxy socks5://vault:[redacted]@host refused");
   });
 });
 
@@ -465,6 +480,56 @@ describe("snapshot exec", () => {
       // Tunnels left the HTTP server's books at CONNECT: closing the server does not end them.
       for (const sock of open) sock.destroy();
       await new Promise((r) => proxy.close(r));
+    }
+  });
+
+  it("goes through a SOCKS5 proxy-url for REST and exec, with and without credentials", async () => {
+    const plain = await startSocks5Server();
+    const secret = "socks-pass-7f3a9c";
+    const authed = await startSocks5Server({ credentials: { user: "vault", password: secret } });
+    try {
+      // No authentication.
+      const viaSocks = conn(sim.kubeconfigWith({ proxyUrl: plain.url }));
+      expect((await access.snapshotCandidates(viaSocks)).map((p) => p.name)).toContain("etcd-ok");
+      const restTunnels = plain.tunnels.length;
+      expect(restTunnels).toBeGreaterThanOrEqual(1);
+      const exec = await access.execSnapshot(viaSocks, "etcd-ok", { idleTimeoutMs: 10_000 });
+      const streamed = await drain(exec);
+      await exec.done;
+      expect(streamed.length % 512).toBe(32);
+      expect(createHash("sha256").update(streamed.subarray(0, streamed.length - 32)).digest()).toEqual(streamed.subarray(streamed.length - 32));
+      // The exec took a tunnel of its own: it went through the proxy, not straight to the server.
+      expect(plain.tunnels.length).toBe(restTunnels + 1);
+      expect(new Set(plain.tunnels.map((t) => t.destination))).toEqual(new Set([`127.0.0.1:${sim.port}`]));
+
+      // Username and password (RFC 1929), from the URL's userinfo.
+      const withUser = authed.url.replace("socks5://", `socks5://vault:${secret}@`);
+      const viaAuthed = conn(sim.kubeconfigWith({ proxyUrl: withUser }));
+      expect((await access.snapshotCandidates(viaAuthed)).map((p) => p.name)).toContain("etcd-ok");
+      const authedExec = await access.execSnapshot(viaAuthed, "etcd-ok", { idleTimeoutMs: 10_000 });
+      expect((await drain(authedExec)).length).toBe(streamed.length);
+      await authedExec.done;
+      expect(authed.tunnels.length).toBeGreaterThanOrEqual(2); // REST, then the exec
+      expect(authed.tunnels.every((t) => t.user === "vault" && t.destination === `127.0.0.1:${sim.port}`)).toBe(true);
+
+      // A wrong password is refused by the proxy: a clear error that does not carry the password.
+      const wrong = "wrong-pass-51d0e2";
+      const refusedBefore = authed.refused;
+      const viaWrong = conn(sim.kubeconfigWith({ proxyUrl: authed.url.replace("socks5://", `socks5://vault:${wrong}@`) }));
+      const error = await access.snapshotCandidates(viaWrong).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(VaultError);
+      expect(authed.refused).toBeGreaterThan(refusedBefore);
+      expect((error as VaultError).code).toBe("upstream_failed");
+      expect((error as VaultError).message).toMatch(/Socks5 Authentication failed/);
+      const text = JSON.stringify({ message: (error as VaultError).message, field: (error as VaultError).field ?? null });
+      expect(text).not.toContain(wrong);
+      expect(text).not.toContain(secret);
+    } finally {
+      await plain.close();
+      await authed.close();
     }
   });
 

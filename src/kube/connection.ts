@@ -25,6 +25,26 @@ export function loadCluster(conn: ClusterConnection): LoadedCluster {
     throw invalidInput("kubeconfig", "could not be loaded by the Kubernetes client");
   }
   const user = kc.getCurrentUser();
-  const secrets = [user?.token, user?.password, user?.keyData, user?.certData].filter((s): s is string => !!s && s.length >= 4);
+  const secrets = [user?.token, user?.password, user?.keyData, user?.certData, ...proxyPasswords(kc.getCurrentCluster()?.proxyUrl)].filter(
+    (s): s is string => !!s && s.length >= 4,
+  );
   return { kc, host: summary.host, secrets };
+}
+
+/** A `proxy-url`'s password (`socks5://user:password@host`), as written and percent-decoded. */
+function proxyPasswords(proxyUrl: string | undefined): string[] {
+  if (!proxyUrl) return [];
+  try {
+    const password = new URL(proxyUrl).password;
+    if (!password) return [];
+    let decoded = password;
+    try {
+      decoded = decodeURIComponent(password);
+    } catch {
+      // not valid percent-encoding: the raw form is the one that can appear
+    }
+    return decoded === password ? [password] : [password, decoded];
+  } catch {
+    return [];
+  }
 }
