@@ -1,5 +1,6 @@
-// Bearer-token authentication and role checks. Roles: admin (everything), operator (backups,
-// links, holds, tick, retention apply, discovery), viewer (read), runner (runner routes only).
+// Bearer-token authentication and role checks. Roles: admin (everything but the runner routes;
+// targets, tokens and the audit log are admin only), operator (backups, links, holds, tick,
+// retention apply, discovery), viewer (read), runner (runner routes only).
 
 import type { MiddlewareHandler } from "hono";
 import { VaultError } from "../core/errors.js";
