@@ -168,6 +168,24 @@ describe("cluster registry", () => {
       "kubeconfig",
     );
     expectError(await s.call("POST", "/v1/clusters", { name: "bad-rcpt", kubeconfig: KUBECONFIG, recipients: ["age1nope"] }), 400, "invalid_input", "recipients");
+    // A user that is an exec plugin would run its command on this host: refused (not allowed here).
+    const execUser = KUBECONFIG.replace(
+      "    token: super-secret-token-value-123",
+      "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [-c, 'touch /tmp/etcd-vault-pwned']",
+    );
+    expect(execUser).toContain("command: /bin/sh");
+    const refused = await s.call("POST", "/v1/clusters", { name: "exec-user", kubeconfig: execUser });
+    expectError(refused, 400, "invalid_input", "ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS");
+    expect(refused.json.error.message).toContain("kubeconfig");
+    expect(refused.json.error.message).not.toContain("/bin/sh");
+    expectError(await s.call("PATCH", "/v1/clusters/prod-a", { kubeconfig: execUser }), 400, "invalid_input", "exec credential plugin");
+    // Not JSON: 415 with a code, never a 500.
+    for (const [type, body] of [["text/plain", JSON.stringify({ name: "typed", kubeconfig: KUBECONFIG })], ["application/x-www-form-urlencoded", "name=x&role=admin"]] as const) {
+      const r = await s.call("POST", "/v1/clusters", body, undefined, { "content-type": type });
+      expectError(r, 415, "unsupported_media_type", "application/json");
+      expect(r.json.error.message).toContain(type);
+    }
+    expectError(await s.call("POST", "/v1/tokens", "name=x&role=admin", undefined, { "content-type": "application/x-www-form-urlencoded" }), 415, "unsupported_media_type");
     expectError(await s.call("POST", "/v1/clusters", { name: "prod-a", kubeconfig: KUBECONFIG }), 409, "conflict", "prod-a");
     const big = { name: "huge", kubeconfig: KUBECONFIG, labels: { pad: "x" }, etcd: { command: ["x".repeat(1024 * 1024 + 10)] } };
     expectError(await s.call("POST", "/v1/clusters", big), 413, "payload_too_large");

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage } from "node:http";
 import { connect as connectTcp, createServer, type Server } from "node:net";
 import type { Duplex } from "node:stream";
@@ -290,8 +290,8 @@ describe("kubeconfig TLS and credentials, unreachable clusters", () => {
 
   // The exec's TLS and credentials are applied by ExecSocket (src/kube/exec-socket.ts) from what
   // client-node's applyToHTTPSOptions hands over: each kubeconfig form, for REST and for exec.
-  const execOutput = async (kc: string) => {
-    const exec = await access.execSnapshot(conn(kc), "etcd-m2", { idleTimeoutMs: 5000 });
+  const execOutput = async (kc: string, via = access) => {
+    const exec = await via.execSnapshot(conn(kc), "etcd-m2", { idleTimeoutMs: 5000 });
     const out = (await drain(exec)).toString();
     await exec.done;
     return out;
@@ -322,8 +322,27 @@ describe("kubeconfig TLS and credentials, unreachable clusters", () => {
     expect(await execOutput(kc)).toBe("snapshot-bytes");
   });
 
+  it("an exec credential plugin is refused unless allowed, and its command never runs", async () => {
+    const marker = join(dir, "plugin-ran");
+    const kc = sim.kubeconfigWith({}).replace(
+      /user:\n\s+token: .*\n/,
+      `user:\n      exec:\n        apiVersion: client.authentication.k8s.io/v1beta1\n        command: sh\n        args: ["-c", "touch ${marker}; printf '%s' '{\\"apiVersion\\":\\"client.authentication.k8s.io/v1beta1\\",\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"${sim.token}\\"}}'"]\n`,
+    );
+    expect(kc).toContain("command: sh");
+    for (const attempt of [access.discover(conn(kc)), access.snapshotCandidates(conn(kc)), access.execSnapshot(conn(kc), "etcd-m2", { idleTimeoutMs: 5000 })]) {
+      const err = await failureOf(attempt);
+      expect(err.code).toBe("invalid_input");
+      expect(err.message).toContain("exec credential plugin");
+    }
+    expect(existsSync(marker)).toBe(false);
+    // Allowed, the plugin runs and its token works.
+    expect(await execOutput(kc, new KubeClusterAccess({ allowCredentialCommands: true }))).toBe("snapshot-bytes");
+    expect(existsSync(marker)).toBe(true);
+  });
+
   it("cancelled or timed out while an exec credential plugin runs: no connection is made at all", async () => {
     // client-node runs the plugin before the socket exists; the exec must end there, not open later.
+    const withPlugins = new KubeClusterAccess({ clock: { now: () => NOW }, requestTimeoutMs: 5000, allowCredentialCommands: true });
     const plugin = (delay: number) => {
       const kc = sim.kubeconfigWith({}).replace(
         /user:\n\s+token: .*\n/,
@@ -333,13 +352,13 @@ describe("kubeconfig TLS and credentials, unreachable clusters", () => {
       return kc;
     };
     // The plugin's token works when nobody cancels.
-    expect(await execOutput(plugin(0))).toBe("snapshot-bytes");
+    expect(await execOutput(plugin(0), withPlugins)).toBe("snapshot-bytes");
     const before = sim.execs.length;
     const ctl = new AbortController();
     setTimeout(() => ctl.abort(), 100);
-    const cancelled = await failureOf(access.execSnapshot(conn(plugin(0.6)), "etcd-m2", { idleTimeoutMs: 5000, signal: ctl.signal }));
+    const cancelled = await failureOf(withPlugins.execSnapshot(conn(plugin(0.6)), "etcd-m2", { idleTimeoutMs: 5000, signal: ctl.signal }));
     expect(cancelled.code).toBe("cancelled");
-    const timedOut = await failureOf(access.execSnapshot(conn(plugin(0.6)), "etcd-m2", { idleTimeoutMs: 150 }));
+    const timedOut = await failureOf(withPlugins.execSnapshot(conn(plugin(0.6)), "etcd-m2", { idleTimeoutMs: 150 }));
     expect(timedOut.code).toBe("timeout");
     await new Promise((r) => setTimeout(r, 900)); // past the plugins' exit
     expect(sim.execs.length).toBe(before);

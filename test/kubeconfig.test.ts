@@ -105,10 +105,26 @@ describe("parseKubeconfig", () => {
     expect(failure(stringify(doc({ cluster: { "certificate-authority": "/etc/k8s/ca.crt" } }))).message).toContain("file path");
   });
 
-  it("accepts client certificate + key, exec and auth-provider credentials", () => {
+  it("accepts client certificate + key and auth-provider credentials", () => {
     expect(parseKubeconfig(stringify(doc({ user: { "client-certificate-data": b64(PEM_CERT), "client-key-data": KEY_DATA } }))).auth).toBe("client-certificate");
-    expect(parseKubeconfig(stringify(doc({ user: { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "kubelogin", args: ["get-token"] } } }))).auth).toBe("exec");
     expect(parseKubeconfig(stringify(doc({ user: { "auth-provider": { name: "oidc", config: { "id-token": "x" } } } }))).auth).toBe("auth-provider");
+  });
+
+  it("refuses credentials that run a command on this host unless allowed", () => {
+    const exec = stringify(doc({ user: { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "/bin/sh", args: ["-c", "touch /tmp/pwned"] } } }));
+    const cmdPath = stringify(doc({ user: { "auth-provider": { name: "gcp", config: { "cmd-path": "/usr/bin/gcloud", "cmd-args": "config config-helper" } } } }));
+    for (const [text, what] of [[exec, "an exec credential plugin"], [cmdPath, "an auth-provider with cmd-path"]] as const) {
+      const e = failure(text);
+      expect(e.code).toBe("invalid_input");
+      expect(e.field).toBe("kubeconfig");
+      expect(e.message).toContain(what);
+      expect(e.message).toContain("ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS=true");
+      // The command itself is never echoed.
+      expect(e.message).not.toContain("/bin/sh");
+      expect(e.message).not.toContain("gcloud");
+    }
+    expect(parseKubeconfig(exec, undefined, { allowCommands: true }).auth).toBe("exec");
+    expect(parseKubeconfig(cmdPath, undefined, { allowCommands: true }).auth).toBe("auth-provider");
   });
 
   it("rejects users without usable credentials", () => {

@@ -41,6 +41,11 @@ export function onError(err: Error, c: Context<AppEnv>) {
       const msg = /json/i.test(err.message) ? "body: malformed JSON" : `body: ${err.message}`;
       return respondError(c, "invalid_input", msg);
     }
+    if (err.status === 415) {
+      // zod-openapi's gate in front of a JSON body: another Content-Type, or a body without one.
+      const given = c.req.header("content-type");
+      return respondError(c, "unsupported_media_type", `Content-Type: the body must be application/json${given ? ` (got ${JSON.stringify(given.slice(0, 100))})` : " (none was given)"}`);
+    }
     if (err.status === 401) return respondError(c, "unauthorized", err.message);
     if (err.status === 404) return respondError(c, "not_found", err.message);
   }

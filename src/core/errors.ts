@@ -10,6 +10,7 @@ export type ErrorCode =
   | "gone"
   | "invalid_input"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "link_expired"
   | "link_invalid"
   | "link_revoked"
@@ -30,6 +31,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   gone: 410,
   invalid_input: 400,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   link_expired: 403,
   link_invalid: 403,
   link_revoked: 403,

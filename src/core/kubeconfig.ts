@@ -139,7 +139,19 @@ function find<E extends { name: string }>(list: E[] | null | undefined, name: st
  * current-context. Throws `invalid_input` (field `kubeconfig` or `context`) with a reason that
  * names what is wrong and never echoes a value from the text.
  */
-export function parseKubeconfig(text: string, context?: string): KubeconfigSummary {
+export interface KubeconfigOptions {
+  /**
+   * Allow credentials that run a command on this host: an `exec` plugin, or an `auth-provider`
+   * with a `cmd-path` (client-node runs both). Off unless the operator turns it on
+   * (ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS): whoever may register a cluster would otherwise run
+   * any command next to the master key.
+   */
+  allowCommands?: boolean;
+}
+
+export const CREDENTIAL_COMMANDS_SETTING = "ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS";
+
+export function parseKubeconfig(text: string, context?: string, options: KubeconfigOptions = {}): KubeconfigSummary {
   if (typeof text !== "string" || !text.trim()) throw fail("is empty");
   const raw = parseText(text);
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw fail("must be a YAML mapping");
@@ -167,5 +179,15 @@ export function parseKubeconfig(text: string, context?: string): KubeconfigSumma
 
   const { server, host } = checkCluster(ctx.cluster, cluster);
   const auth = checkUser(ctx.user, user);
+  if (!options.allowCommands) {
+    const provider = user["auth-provider"] as { config?: Record<string, unknown> } | undefined;
+    const runs =
+      auth === "exec" ? "an exec credential plugin" : auth === "auth-provider" && provider?.config?.["cmd-path"] ? "an auth-provider with cmd-path" : null;
+    if (runs) {
+      throw fail(
+        `user '${ctx.user}': ${runs} runs a command on the etcd-vault host and is refused; embed a token or a client certificate, or set ${CREDENTIAL_COMMANDS_SETTING}=true where etcd-vault (and its runners) run`,
+      );
+    }
+  }
   return { contextName, server, host, auth };
 }

@@ -15,7 +15,7 @@ Configuration comes from the environment (see README "Configuration"):
   PORT (8080), ETCD_VAULT_DATA_DIR (./var), ETCD_VAULT_STORAGE, ETCD_VAULT_ADMIN_TOKEN,
   ETCD_VAULT_MASTER_KEY, ETCD_VAULT_PUBLIC_URL, ETCD_VAULT_SCHEDULER (on|off),
   ETCD_VAULT_DEFAULT_RECIPIENTS, ETCD_VAULT_CONCURRENCY (4), ETCD_VAULT_EXEC_IDLE_TIMEOUT (60s),
-  ETCD_VAULT_LEASE (2m), ETCD_VAULT_MANUAL_TTL (30d)`,
+  ETCD_VAULT_LEASE (2m), ETCD_VAULT_MANUAL_TTL (30d), ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS (false)`,
     async run(args) {
       parseArgs({ args, options: {}, allowPositionals: false });
       const config = loadConfig(process.env);

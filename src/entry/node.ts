@@ -42,7 +42,7 @@ export async function buildNodeService(
   const secrets = await createSecretBox(loadMasterKeys(config.ETCD_VAULT_MASTER_KEY, config.dataDir, log));
   let wake: () => void = () => {};
   // Direct access for clusters without a pool (and for the in-process runner, which serves them).
-  const kube = new KubeClusterAccess({ log });
+  const kube = new KubeClusterAccess({ log, allowCredentialCommands: config.ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS });
   const svc: ServiceContext = {
     catalog,
     secrets,

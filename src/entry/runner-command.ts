@@ -19,7 +19,8 @@ export const runnerCommand: Command = {
   --name NAME        runner name in leases and logs (default <hostname>-<pid>)
   --part-size SIZE   upload part size, 5m..64m (default: what the control plane recommends, 16m)
 
-Environment: ETCD_VAULT_RUNNER_TOKEN (required, a runner token), ETCD_VAULT_EXEC_IDLE_TIMEOUT (60s).
+Environment: ETCD_VAULT_RUNNER_TOKEN (required, a runner token), ETCD_VAULT_EXEC_IDLE_TIMEOUT (60s),
+ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS (false: kubeconfig exec plugins are refused).
 SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then exit.`,
   async run(args) {
     const { values } = parseArgs({
@@ -44,7 +45,7 @@ SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then ex
     const log = createLogger((process.env.ETCD_VAULT_LOG_LEVEL as never) ?? "info").child({ runner: name });
     const runner = new Runner({
       backend: httpBackend({ server: values.server, token, runner: name, log, partBytes }),
-      access: new KubeClusterAccess({ log }),
+      access: new KubeClusterAccess({ log, allowCredentialCommands: process.env.ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS === "true" }),
       log,
       concurrency,
       idleTimeoutMs: parseDuration(process.env.ETCD_VAULT_EXEC_IDLE_TIMEOUT || "60s", "ETCD_VAULT_EXEC_IDLE_TIMEOUT"),

@@ -45,6 +45,10 @@ export const workerEnvSchema = z
     ETCD_VAULT_EXEC_IDLE_TIMEOUT: durationSetting("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
     ETCD_VAULT_LEASE: durationSetting("ETCD_VAULT_LEASE", "2m"),
     ETCD_VAULT_MANUAL_TTL: durationSetting("ETCD_VAULT_MANUAL_TTL", "30d"),
+    ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS: z
+      .enum(["true", "false"])
+      .default("false")
+      .transform((v) => v === "true"),
     ETCD_VAULT_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   // Other bindings (the R2 bucket named by ETCD_VAULT_STORAGE) pass through for the check below.

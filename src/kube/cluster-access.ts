@@ -19,6 +19,8 @@ export interface KubeAccessOptions {
   clock?: Clock;
   /** Warnings (never with kubeconfig contents): e.g. the etcdctl version fallback failing. */
   log?: Logger;
+  /** Let kubeconfig exec plugins (and auth-provider cmd-path) run here (core/kubeconfig.ts). */
+  allowCredentialCommands?: boolean;
 }
 
 const VERSION_OUTPUT_LIMIT = 64 * 1024;
@@ -69,7 +71,7 @@ export class KubeClusterAccess implements ClusterAccess {
     pod: string,
     options: { idleTimeoutMs: number; signal?: AbortSignal },
   ): Promise<SnapshotExec> {
-    return openExec(loadCluster(cluster), {
+    return openExec(loadCluster(cluster, this.options.allowCredentialCommands), {
       namespace: cluster.etcd.namespace,
       pod,
       container: cluster.etcd.container,
@@ -81,7 +83,7 @@ export class KubeClusterAccess implements ClusterAccess {
   }
 
   private scope(cluster: ClusterConnection, signal?: AbortSignal): CallScope {
-    return { cluster: loadCluster(cluster), timeoutMs: this.requestTimeoutMs, signal };
+    return { cluster: loadCluster(cluster, this.options.allowCredentialCommands), timeoutMs: this.requestTimeoutMs, signal };
   }
 
   /**

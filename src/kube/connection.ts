@@ -15,8 +15,8 @@ export interface LoadedCluster {
   secrets: string[];
 }
 
-export function loadCluster(conn: ClusterConnection): LoadedCluster {
-  const summary = parseKubeconfig(conn.kubeconfig, conn.context ?? undefined);
+export function loadCluster(conn: ClusterConnection, allowCredentialCommands = false): LoadedCluster {
+  const summary = parseKubeconfig(conn.kubeconfig, conn.context ?? undefined, { allowCommands: allowCredentialCommands });
   const kc = new KubeConfig();
   try {
     kc.loadFromString(conn.kubeconfig);

@@ -91,7 +91,7 @@ export async function getClusterRow(ctx: ServiceContext, name: string): Promise<
 
 export async function createCluster(ctx: RequestContext, input: ClusterInput): Promise<ClusterView> {
   checkLabels(input.labels ?? {});
-  parseKubeconfig(input.kubeconfig, input.context ?? undefined);
+  parseKubeconfig(input.kubeconfig, input.context ?? undefined, { allowCommands: ctx.settings.allowCredentialCommands });
   const recipients = input.recipients?.length ? parseRecipients(input.recipients, "recipients") : [];
   const now = ctx.clock.now().getTime();
   const row: Row = {
@@ -175,7 +175,7 @@ export async function patchCluster(ctx: RequestContext, name: string, patch: Clu
   const rotated = patch.kubeconfig !== undefined;
   if (rotated || patch.context !== undefined) {
     const kc = patch.kubeconfig ?? (await openKubeconfig(ctx, row));
-    parseKubeconfig(kc, next.context ?? undefined);
+    parseKubeconfig(kc, next.context ?? undefined, { allowCommands: ctx.settings.allowCredentialCommands });
     if (rotated) next.kubeconfigSealed = await ctx.secrets.seal(kc, KUBECONFIG_AAD(name));
   }
   next.updatedAt = ctx.clock.now().getTime();

@@ -24,6 +24,8 @@ export interface ServiceSettings {
   execIdleTimeoutMs: number;
   leaseMs: number;
   manualTtlMs: number;
+  /** Kubeconfigs may carry exec plugins / auth-provider cmd-path (ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS). */
+  allowCredentialCommands: boolean;
 }
 
 export interface ServiceContext {
@@ -55,6 +57,7 @@ export interface SettingsEnv {
   ETCD_VAULT_EXEC_IDLE_TIMEOUT: number;
   ETCD_VAULT_LEASE: number;
   ETCD_VAULT_MANUAL_TTL: number;
+  ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS?: boolean;
 }
 
 export function settingsFrom(env: SettingsEnv, publicUrl: string): ServiceSettings {
@@ -65,5 +68,6 @@ export function settingsFrom(env: SettingsEnv, publicUrl: string): ServiceSettin
     execIdleTimeoutMs: env.ETCD_VAULT_EXEC_IDLE_TIMEOUT,
     leaseMs: env.ETCD_VAULT_LEASE,
     manualTtlMs: env.ETCD_VAULT_MANUAL_TTL,
+    allowCredentialCommands: env.ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS ?? false,
   };
 }
