@@ -186,6 +186,13 @@ describe("cluster registry", () => {
       expect(r.json.error.message).toContain(type);
     }
     expectError(await s.call("POST", "/v1/tokens", "name=x&role=admin", undefined, { "content-type": "application/x-www-form-urlencoded" }), 415, "unsupported_media_type");
+    // "__proto__" as a label key would vanish in parsing (and a selector of it would match every
+    // cluster): refused in bodies and in selectors. Raw text, since a JS literal would set the prototype.
+    const protoLabels = `{"name":"proto-labels","kubeconfig":${JSON.stringify(KUBECONFIG)},"labels":{"__proto__":"x","a":"b"}}`;
+    expectError(await s.call("POST", "/v1/clusters", protoLabels), 400, "invalid_input", "__proto__");
+    expectError(await s.call("PATCH", "/v1/clusters/prod-a", `{"labels":{"__proto__":"x"}}`), 400, "invalid_input", "__proto__");
+    expectError(await s.call("GET", "/v1/clusters?selector=__proto__%3Dx"), 400, "invalid_input", "__proto__");
+    expect((await s.call("GET", "/v1/clusters/prod-a")).json.labels).not.toHaveProperty("a");
     expectError(await s.call("POST", "/v1/clusters", { name: "prod-a", kubeconfig: KUBECONFIG }), 409, "conflict", "prod-a");
     const big = { name: "huge", kubeconfig: KUBECONFIG, labels: { pad: "x" }, etcd: { command: ["x".repeat(1024 * 1024 + 10)] } };
     expectError(await s.call("POST", "/v1/clusters", big), 413, "payload_too_large");

@@ -71,6 +71,26 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
     })(c, next);
   });
   app.use("/v1/*", authMiddleware(opts.remoteAddr));
+  // A JSON key "__proto__" is an own property after JSON.parse but vanishes when zod copies a
+  // record (labels, matchLabels): `{"matchLabels":{"__proto__":"x"}}` became `{}` and matched every
+  // cluster. Refused outright; the substring test keeps the extra parse off every other body.
+  app.use("/v1/*", async (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD" || c.req.path.includes("/parts/")) return next();
+    if (!/json/i.test(c.req.header("content-type") ?? "")) return next();
+    const text = await c.req.text();
+    if (!text.includes("__proto__")) return next();
+    let found = false;
+    try {
+      JSON.parse(text, (key, value) => {
+        if (key === "__proto__") found = true;
+        return value;
+      });
+    } catch {
+      return next(); // malformed JSON: the validator answers it
+    }
+    if (found) return respondError(c as never, "invalid_input", 'body: a key named "__proto__" is not allowed');
+    return next();
+  });
 
   app.get("/healthz", (c) => c.json({ ok: true, version: opts.version }));
   // Metrics name clusters, so they need a bearer token (viewer or better), like the API.

@@ -23,7 +23,8 @@ export function checkLabels(labels: Record<string, string>, field = "labels"): R
 }
 
 export function parseSelector(text: string, field = "selector"): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a key "__proto__" stays a key (and is refused as one) instead of vanishing.
+  const out = Object.create(null) as Record<string, string>;
   for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^([^=!]+)==?([^=]*)$/.exec(part);
     if (!m) throw invalidInput(field, `'${part}' is not key=value (only equality selectors are supported)`);
