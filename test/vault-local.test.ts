@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -177,6 +177,25 @@ describe("LocalBlobStore failures leave nothing behind", () => {
     expect(e.message).toContain(join(work, "file", "vault", "c"));
     expect(e.message).toContain("'c/a.db.age'");
     expect(filesUnder(work)).toEqual(["file"]);
+  });
+
+  it("a root under /proc or behind a dangling symlink fails at once (Node's recursive mkdir loops there forever)", async () => {
+    symlinkSync(join(work, "nowhere"), join(work, "dangling"));
+    for (const dir of ["/proc/etcd-vault-test", join(work, "dangling", "vault")]) {
+      const s = new LocalBlobStore(dir);
+      const t0 = Date.now();
+      const put = failure(s.put("c/a.db.age", chunks(Buffer.from("data"))));
+      const e = await Promise.race([put, new Promise<never>((_, no) => setTimeout(() => no(new Error(`put under ${dir} did not end`)), 5000))]);
+      expect(e.code).toBe("storage_failed");
+      expect(e.message).toContain("ENOENT");
+      expect(Date.now() - t0).toBeLessThan(5000);
+      const part = await s.multipart!.uploadPart("c/b.db.age", await s.multipart!.create("c/b.db.age"), 1, new Uint8Array(8)).then(
+        () => null,
+        (x: unknown) => x,
+      );
+      expect(part).toBeInstanceOf(Error);
+    }
+    expect(existsSync(join(work, "nowhere"))).toBe(false);
   });
 
   it("a read-only directory fails clearly (as an unprivileged user: root ignores mode bits)", async () => {

@@ -44,7 +44,7 @@ export class LocalBlobStore implements BlobStore {
     let sourceDone = false;
     try {
       signal?.throwIfAborted();
-      await mkdir(dir, { recursive: true });
+      await makeDirs(dir);
       step = "create temp file";
       where = tmp;
       fh = await open(tmp, "wx", 0o640);
@@ -110,7 +110,7 @@ export class LocalBlobStore implements BlobStore {
     },
     uploadPart: async (key, uploadId, partNumber, body) => {
       const part = this.partPath(key, uploadId, partNumber);
-      await mkdir(dirname(part), { recursive: true });
+      await makeDirs(dirname(part));
       const fh = await open(part, "w", 0o640).catch((e) => {
         throw fsFailure(`cannot create part file ${part}`, e);
       });
@@ -348,4 +348,33 @@ const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 // path-taking calls; the prefix adds what we were doing and where.
 function fsFailure(what: string, e: unknown): VaultError {
   return new VaultError("storage_failed", `${what}: ${messageOf(e)}`, { cause: e });
+}
+
+/**
+ * `mkdir -p` that always ends. Node's `mkdir(…, { recursive: true })` retries for as long as
+ * mkdir says ENOENT and the parent says EEXIST, which never stops under /proc or a dangling
+ * symlink (a target check on `file:///proc` spun the event loop until restart). Here each level is
+ * created at most once, and a level that still cannot be created fails with its own error.
+ */
+export async function makeDirs(dir: string, depth = 0): Promise<void> {
+  try {
+    await mkdir(dir);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") {
+      if ((await stat(dir)).isDirectory()) return;
+      throw e;
+    }
+    const parent = dirname(dir);
+    if (code !== "ENOENT" || parent === dir || depth > 255) throw e;
+    await makeDirs(parent, depth + 1);
+  }
+  // The parents exist now; one more try, and its error (ENOENT again under /proc) is final.
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST" && (await stat(dir)).isDirectory()) return;
+    throw e;
+  }
 }
