@@ -192,6 +192,24 @@ describe("cluster registry", () => {
     expectError(await s.call("POST", "/v1/clusters", protoLabels), 400, "invalid_input", "__proto__");
     expectError(await s.call("PATCH", "/v1/clusters/prod-a", `{"labels":{"__proto__":"x"}}`), 400, "invalid_input", "__proto__");
     expectError(await s.call("GET", "/v1/clusters?selector=__proto__%3Dx"), 400, "invalid_input", "__proto__");
+    // Where the etcd pods are and what to exec: checked when written, not at capture time.
+    for (const [etcd, field] of [
+      [{ selector: "!!! ,,, ===" }, "etcd.selector"],
+      [{ selector: "===" }, "etcd.selector"],
+      [{ selector: "tier in (a,b" }, "etcd.selector"],
+      [{ container: "../../x y" }, "etcd.container"],
+      [{ container: "A B/.." }, "etcd.container"],
+      [{ namespace: "Kube_System" }, "etcd.namespace"],
+      [{ command: ["\u0000rm", "-rf"] }, "etcd.command[0]"],
+    ] as const) {
+      expectError(await s.call("POST", "/v1/clusters", { name: "bad-etcd", kubeconfig: KUBECONFIG, etcd }), 400, "invalid_input", field);
+      expectError(await s.call("PATCH", "/v1/clusters/prod-a", { etcd }), 400, "invalid_input", field);
+    }
+    const good = { selector: "component=etcd,tier in (control-plane, master),!ignored,app.kubernetes.io/part-of!=x", container: "etcd-2", namespace: "kube-system" };
+    const patched = await s.call("PATCH", "/v1/clusters/prod-a", { etcd: good });
+    expect(patched.status).toBe(200);
+    expect(patched.json.etcd).toMatchObject(good);
+    expect((await s.call("PATCH", "/v1/clusters/prod-a", { etcd: null })).json.etcd.selector).toBe("component=etcd");
     expect((await s.call("GET", "/v1/clusters/prod-a")).json.labels).not.toHaveProperty("a");
     expectError(await s.call("POST", "/v1/clusters", { name: "prod-a", kubeconfig: KUBECONFIG }), 409, "conflict", "prod-a");
     const big = { name: "huge", kubeconfig: KUBECONFIG, labels: { pad: "x" }, etcd: { command: ["x".repeat(1024 * 1024 + 10)] } };

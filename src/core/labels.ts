@@ -37,3 +37,51 @@ export function matchesLabels(labels: Record<string, string>, matchLabels: Recor
   for (const [k, v] of Object.entries(matchLabels)) if (labels[k] !== v) return false;
   return true;
 }
+
+const SET_OP = /^(\S+)\s+(in|notin)\s*\((.*)\)$/;
+const EQ_OP = /^([^=!\s]+)\s*(==|!=|=)\s*(\S*)$/;
+
+/**
+ * A Kubernetes label selector as the API server takes it in `labelSelector` (the etcd pods'
+ * selector): comma-separated requirements `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
+ * `k`, `!k`. Throws invalid_input naming the requirement that is not one of these.
+ */
+export function checkLabelSelector(text: string, field = "selector"): void {
+  // Commas also separate the values inside ( … ): split at commas outside parentheses only.
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+    else if (ch === "," && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+    if (depth < 0 || depth > 1) throw invalidInput(field, "unbalanced parentheses");
+  }
+  if (depth !== 0) throw invalidInput(field, "unbalanced parentheses");
+  parts.push(text.slice(start));
+  for (const raw of parts) {
+    const part = raw.trim();
+    if (!part) throw invalidInput(field, "has an empty requirement");
+    const bad = () => invalidInput(field, `'${part.slice(0, 80)}' is not a label selector requirement (k=v, k!=v, k in (a,b), k notin (a,b), k, !k)`);
+    const set = SET_OP.exec(part);
+    if (set) {
+      checkLabelKey(set[1]!, field);
+      const values = set[3]!.split(",").map((v) => v.trim());
+      if (!values.length || values.some((v) => !VALUE.test(v))) throw bad();
+      continue;
+    }
+    const eq = EQ_OP.exec(part);
+    if (eq) {
+      checkLabelKey(eq[1]!, field);
+      if (!VALUE.test(eq[3]!)) throw bad();
+      continue;
+    }
+    const key = part.startsWith("!") ? part.slice(1).trim() : part;
+    if (/[\s=!(),]/.test(key)) throw bad();
+    checkLabelKey(key, field);
+  }
+}

@@ -5,7 +5,7 @@ import { and, asc, eq, gt, inArray } from "drizzle-orm";
 import { backups, clusters, policyMembers, runs } from "../catalog/schema.js";
 import { DEFAULT_ETCD_SETTINGS, type ClusterFacts, type EtcdSettings } from "../core/cluster-types.js";
 import { VaultError, conflict, invalidInput, notFound } from "../core/errors.js";
-import { checkLabels, matchesLabels } from "../core/labels.js";
+import { checkLabelSelector, checkLabels, matchesLabels } from "../core/labels.js";
 import { parseKubeconfig } from "../core/kubeconfig.js";
 import { parseRecipients } from "../crypto/recipients.js";
 import type { ClusterConnection } from "../core/ports.js";
@@ -77,9 +77,20 @@ export function clusterView(r: Pick<Row, keyof typeof LIST_COLUMNS>): ClusterVie
 
 const KUBECONFIG_AAD = (name: string) => `cluster/${name}/kubeconfig`;
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
 function etcdSettings(given: Partial<EtcdSettings> | null | undefined, base: EtcdSettings): EtcdSettings {
   const e = { ...base, ...(given ?? {}) };
+  // What runners hand to the API server (namespace, labelSelector, container) and to the exec
+  // (argv): checked here, once, so a typo is a 400 now rather than a failed capture tonight.
+  if (!DNS_LABEL.test(e.namespace)) throw invalidInput("etcd.namespace", "must be a Kubernetes namespace name (lowercase letters, digits, '-')");
+  checkLabelSelector(e.selector, "etcd.selector");
+  if (!DNS_LABEL.test(e.container)) throw invalidInput("etcd.container", "must be a Kubernetes container name (lowercase letters, digits, '-')");
   if (!e.command.length) throw invalidInput("etcd.command", "must have at least one element");
+  e.command.forEach((arg, i) => {
+    if (arg.includes("\0")) throw invalidInput(`etcd.command[${i}]`, "contains a NUL byte, which no argument can carry");
+    if (arg.length > 4096) throw invalidInput(`etcd.command[${i}]`, "is longer than 4096 characters");
+  });
   return e;
 }
 
