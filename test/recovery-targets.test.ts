@@ -128,5 +128,32 @@ describe("storage targets", () => {
     expect(del.json.error.message).toContain("policy 'p'");
     expect((await s.call("DELETE", "/v1/targets/nowhere")).status).toBe(204);
     expect(existsSync(join(s.dir, "data"))).toBe(true);
+    // `default` is ETCD_VAULT_STORAGE's: it cannot be deleted, and its URL is the variable's.
+    const before = (await s.call("GET", "/v1/targets/default")).json;
+    const delDefault = await s.call("DELETE", "/v1/targets/default");
+    expect(delDefault.status).toBe(409);
+    expect(delDefault.json.error.message).toContain("ETCD_VAULT_STORAGE");
+    const moved = await s.call("PATCH", "/v1/targets/default", { url: "file:///tmp/elsewhere" });
+    expect(moved.status).toBe(409);
+    expect(moved.json.error.message).toContain("ETCD_VAULT_STORAGE");
+    expect((await s.call("PATCH", "/v1/targets/default", { url: before.url })).status).toBe(200);
+    expect((await s.call("GET", "/v1/targets/default")).json.url).toBe(before.url);
+  });
+
+  it("an ETCD_VAULT_ADMIN_TOKEN revoked through the API stays revoked after a restart", async () => {
+    const first = await startTestService();
+    const other = await first.call("POST", "/v1/tokens", { name: "second admin", role: "admin" });
+    expect(other.status).toBe(201);
+    const env = (await first.call("GET", "/v1/tokens")).json.items.find((t: { name: string }) => t.name.includes("ETCD_VAULT_ADMIN_TOKEN"));
+    expect((await first.call("DELETE", `/v1/tokens/${env.id}`, undefined, other.json.token)).status).toBe(204);
+    expect((await first.call("GET", "/v1/clusters")).status).toBe(401);
+    await first.close();
+    const second = await startTestService({}, { dir: first.dir });
+    try {
+      expect((await second.call("GET", "/v1/clusters")).status).toBe(401);
+      expect((await second.call("GET", "/v1/clusters", undefined, other.json.token)).status).toBe(200);
+    } finally {
+      await second.stop();
+    }
   });
 });

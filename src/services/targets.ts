@@ -98,6 +98,9 @@ export async function patchTarget(
   patch: Partial<Omit<TargetInput, "name">>,
 ): Promise<TargetView> {
   const row = await getTargetRow(ctx, name);
+  if (name === "default" && patch.url !== undefined && patch.url !== row.url) {
+    throw conflict("the URL of target 'default' comes from ETCD_VAULT_STORAGE and would be reset at the next start; change the variable and restart (credentials, storageClass and objectLock can be patched)");
+  }
   const merged = {
     url: patch.url ?? row.url,
     credentials: patch.credentials,
@@ -129,6 +132,9 @@ export async function patchTarget(
 
 export async function deleteTarget(ctx: RequestContext, name: string): Promise<void> {
   await getTargetRow(ctx, name);
+  // Recreated from the environment at every start, and the fallback of every capture without a
+  // target: deleting it would only make those captures fail until the next restart.
+  if (name === "default") throw conflict("target 'default' comes from ETCD_VAULT_STORAGE and takes every backup that names no target; it cannot be deleted (change the variable and restart instead)");
   const used = await ctx.catalog.db.select({ id: backups.id }).from(backups).where(eq(backups.target, name)).limit(1);
   if (used.length) throw conflict(`target '${name}' holds backups; delete or move them first`);
   const pol = await ctx.catalog.db.select({ n: policies.name }).from(policies).where(eq(policies.target, name)).limit(1);

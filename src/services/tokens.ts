@@ -69,7 +69,7 @@ export async function createToken(
 export async function ensureAdminToken(
   ctx: ServiceContext,
   given: string | undefined,
-): Promise<{ created: boolean; token?: string }> {
+): Promise<{ created: boolean; token?: string; revoked?: boolean }> {
   const existing = await ctx.catalog.db
     .select({ id: tokens.id, secretHash: tokens.secretHash })
     .from(tokens)
@@ -81,6 +81,13 @@ export async function ensureAdminToken(
     const hash = await sha256Hex(given);
     const id = `env${hash.slice(0, 12)}`;
     if (existing.some((r) => r.id === id)) return { created: false };
+    // Revoked through the API (DELETE /v1/tokens/{id}): it stays revoked. Re-enabling a token an
+    // operator revoked, maybe because it leaked, just because the process restarted would undo that.
+    const revoked = await ctx.catalog.db.select({ id: tokens.id }).from(tokens).where(eq(tokens.id, id)).limit(1);
+    if (revoked.length) {
+      ctx.log.warn("ETCD_VAULT_ADMIN_TOKEN was revoked through the API and stays revoked; set a new value to have an admin token from the environment", { tokenId: id });
+      return { created: false, revoked: true };
+    }
     await ctx.catalog.db
       .insert(tokens)
       .values({ id, name: "admin (ETCD_VAULT_ADMIN_TOKEN)", role: "admin", pool: null, secretHash: hash, createdAt: now })
