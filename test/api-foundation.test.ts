@@ -192,6 +192,10 @@ describe("cluster registry", () => {
     expectError(await s.call("POST", "/v1/clusters", protoLabels), 400, "invalid_input", "__proto__");
     expectError(await s.call("PATCH", "/v1/clusters/prod-a", `{"labels":{"__proto__":"x"}}`), 400, "invalid_input", "__proto__");
     expectError(await s.call("GET", "/v1/clusters?selector=__proto__%3Dx"), 400, "invalid_input", "__proto__");
+    const manyLabels = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"]));
+    expectError(await s.call("POST", "/v1/clusters", { name: "many-labels", kubeconfig: KUBECONFIG, labels: manyLabels }), 400, "invalid_input", "labels: at most 64 labels");
+    expectError(await s.call("POST", "/v1/tokens", { name: "x\u0000\n\u001b[31mred", role: "viewer" }), 400, "invalid_input", "name: must not contain control characters");
+    expectError(await s.call("POST", "/v1/tokens", `{"name":"\\ud800","role":"viewer"}`), 400, "invalid_input", "name: must be well-formed Unicode");
     // Where the etcd pods are and what to exec: checked when written, not at capture time.
     for (const [etcd, field] of [
       [{ selector: "!!! ,,, ===" }, "etcd.selector"],

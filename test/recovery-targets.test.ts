@@ -108,6 +108,8 @@ describe("storage targets", () => {
       [{ name: "x4", url: "file:///tmp/x", objectLock: { mode: "GOVERNANCE", days: 1 } }, "objectLock"],
       [{ name: "x5", url: `s3://${bucket}`, objectLock: { mode: "SOMETIMES", days: 1 } }, "objectLock.mode"],
       [{ name: "Bad Name", url: "file:///tmp/x" }, "name"],
+      [{ name: "x6", url: "file:///tmp/x", storageClass: "GLACIER" }, "storageClass"],
+      [{ name: "x7", url: `s3://${bucket}`, storageClass: "\u0000\n" }, "storageClass"],
     ];
     for (const [body, field] of bad) {
       const r = await s.call("POST", "/v1/targets", body);

@@ -95,6 +95,18 @@ describe("policy retention", () => {
     expect(before.filter((k) => !after.includes(k)).sort()).toEqual(before.filter((k) => k.includes(ids[0]!)).sort());
     for (const id of ids.slice(1)) expect((await objectsOf(id)).length).toBe(2);
 
+    // A deleted backup is gone for holds as for links (410), and a reason is printable text.
+    const goneHold = await s.call("PUT", `/v1/backups/${ids[0]}/hold`, { reason: "too late" });
+    expect(goneHold.status).toBe(410);
+    expect(goneHold.json.error.code).toBe("gone");
+    expect((await s.call("POST", `/v1/backups/${ids[0]}/links`, { kind: "bundle" })).status).toBe(410);
+    const ctl = await s.call("PUT", `/v1/backups/${ids[2]}/hold`, { reason: "\u0000\u001b[31m" });
+    expect(ctl.status).toBe(400);
+    expect(ctl.json.error.message).toContain("reason: must not contain control characters");
+    const badExpect = await s.call("POST", "/v1/retention/apply", { policy: "hourly", expect: [42] });
+    expect(badExpect.status).toBe(400);
+    expect(badExpect.json.error.message).toContain("expect[0]");
+
     const held = await s.call("DELETE", `/v1/backups/${ids[1]}`);
     expect(held.status).toBe(409);
     expect(held.json.error.message).toContain("hold");

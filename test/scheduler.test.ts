@@ -45,6 +45,8 @@ describe("policies: validation and description", () => {
       [{ ...base, retention: { daily: -1 } }, "retention.daily"],
       [{ ...base, retention: { daily: 0 } }, "retention"],
       [{ ...base, retention: { within: "3x" } }, "retention.within"],
+      [{ ...base, rpo: "1m" }, "rpo"],
+      [{ ...base, recipients: [42] }, "recipients[0]"],
     ];
     for (const [body, field] of cases) {
       const r = await s.call("POST", "/v1/policies", body);

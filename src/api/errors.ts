@@ -16,13 +16,20 @@ export function respondError(c: Context<AppEnv>, code: ErrorCode, message: strin
   return c.json(errorBody(code, message, requestId), HTTP_STATUS[code] as 400);
 }
 
+/** `recipients[0]`, `labels.env`, `etcd.command[2]`: array positions as the services write them. */
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const seg of path) out += typeof seg === "number" ? `[${seg}]` : `${out ? "." : ""}${String(seg)}`;
+  return out;
+}
+
 /** zod issues → one readable message naming the field(s): `labels.env: expected string`. */
 export function describeZodError(err: ZodError, where: string): string {
   const parts = err.issues.slice(0, 5).map((i) => {
-    const path = i.path.length ? i.path.join(".") : where;
+    const path = i.path.length ? fieldPath(i.path) : where;
     if (i.code === "unrecognized_keys") {
       const keys = (i as unknown as { keys: string[] }).keys;
-      const base = i.path.length ? `${i.path.join(".")}.` : "";
+      const base = i.path.length ? `${fieldPath(i.path)}.` : "";
       return `${keys.map((k) => base + k).join(", ")}: unknown field${keys.length > 1 ? "s" : ""}`;
     }
     return `${path}: ${i.message}`;

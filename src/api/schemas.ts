@@ -5,7 +5,17 @@ import { z } from "@hono/zod-openapi";
 import { DNS_LABEL } from "../core/ids.js";
 
 export const Name = z.string().regex(DNS_LABEL, "must be a DNS label: lowercase letters, digits and '-', at most 63");
-export const Labels = z.record(z.string(), z.string());
+export const Labels = z.record(z.string(), z.string()).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
+
+/** Free text people name things with: no control characters, no lone surrogates. */
+export const Text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    // eslint-disable-next-line no-control-regex
+    .refine((s) => !/[\u0000-\u001f\u007f-\u009f]/.test(s), "must not contain control characters")
+    .refine((s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s), "must be well-formed Unicode (no lone surrogates)");
 export const Rfc3339 = z.iso.datetime({ offset: true });
 
 export const ErrorEnvelope = z
@@ -25,7 +35,7 @@ export const Role = z.enum(["admin", "operator", "viewer", "runner"]);
 
 export const TokenCreate = z
   .strictObject({
-    name: z.string().min(1).max(100),
+    name: Text(100),
     role: Role,
     pool: Name.nullable().optional(),
     expiresAt: Rfc3339.nullable().optional(),
@@ -185,7 +195,7 @@ export const Backup = z
   })
   .openapi("Backup");
 
-export const HoldBody = z.strictObject({ reason: z.string().min(1).max(500) }).openapi("Hold");
+export const HoldBody = z.strictObject({ reason: Text(500) }).openapi("Hold");
 
 const ObjectLock = z.strictObject({ mode: z.enum(["GOVERNANCE", "COMPLIANCE"]), days: z.number().int().min(1).max(36500) });
 const Credentials = z.strictObject({
@@ -199,7 +209,7 @@ export const TargetCreate = z
     url: z.string().min(1).max(2048),
     credentials: Credentials.nullable().optional(),
     objectLock: ObjectLock.nullable().optional(),
-    storageClass: z.string().min(1).max(64).nullable().optional(),
+    storageClass: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a storage class name (letters, digits, '_', '-'), e.g. STANDARD_IA").nullable().optional(),
   })
   .openapi("TargetCreate");
 export const TargetPatch = z
@@ -207,7 +217,7 @@ export const TargetPatch = z
     url: z.string().min(1).max(2048).optional(),
     credentials: Credentials.nullable().optional(),
     objectLock: ObjectLock.nullable().optional(),
-    storageClass: z.string().min(1).max(64).nullable().optional(),
+    storageClass: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a storage class name (letters, digits, '_', '-'), e.g. STANDARD_IA").nullable().optional(),
   })
   .openapi("TargetPatch");
 export const Target = z

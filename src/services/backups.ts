@@ -104,6 +104,7 @@ export async function listBackups(
 
 export async function setHold(ctx: RequestContext, id: string, reason: string | null): Promise<Backup> {
   const r = await getBackupRow(ctx, id);
+  if (r.state === "deleted" || r.state === "deleting") throw new VaultError("gone", `backup ${id} was deleted`);
   if (r.state !== "available") throw conflict(`backup ${id} is ${r.state}; only available backups can be held`);
   const now = ctx.clock.now().getTime();
   const hold = reason !== null;

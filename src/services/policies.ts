@@ -68,6 +68,10 @@ async function normalise(ctx: ServiceContext, p: Omit<PolicyInput, "name">) {
   const spread = p.spread ?? "0s";
   const schedule = new Schedule({ schedule: p.schedule, timezone, spread }, { now: ctx.clock.now() });
   const rpoMs = p.rpo ? parseDuration(p.rpo, "rpo") : schedule.defaultRpoMs;
+  // The newest backup is that old just before every slot: a shorter RPO is breached all the time.
+  if (rpoMs < schedule.smallestIntervalMs) {
+    throw invalidInput("rpo", `${formatDuration(rpoMs)} is shorter than the schedule's interval (${formatDuration(schedule.smallestIntervalMs)}): it would always be breached`);
+  }
   const retention = parseRetention(p.retention, "retention");
   const recipients = parseRecipients(p.recipients, "recipients");
   const target = p.target ?? "default";

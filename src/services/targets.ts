@@ -53,6 +53,7 @@ function checkInput(input: Omit<TargetInput, "name">): TargetSpec {
   const spec = specOf(input.url);
   if (input.credentials && spec.kind !== "s3") throw invalidInput("credentials", "only S3 targets take credentials");
   if (input.objectLock && spec.kind !== "s3") throw invalidInput("objectLock", "object lock needs an S3 target");
+  if (input.storageClass && spec.kind === "file") throw invalidInput("storageClass", "a file:// target has no storage classes");
   return spec;
 }
 
