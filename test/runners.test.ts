@@ -3,6 +3,7 @@
 // and never logs a kubeconfig.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type ServerType } from "@hono/node-server";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { startTestService, type TestService } from "./helpers/service.js";
 import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
@@ -154,6 +155,74 @@ describe("remote runners", () => {
     res = await fetch(`${url}/v1/runners/runs/${q.json.id}/heartbeat`, { method: "POST", headers });
     expect(res.status).toBe(409);
     await s.call("POST", `/v1/runs/${q.json.id}/cancel`);
+  });
+
+  it("checks what a runner sends: damaged parts are not stored, racing parts never mix, empty or implausible captures are refused", async () => {
+    const token = (await s.call("POST", "/v1/tokens", { name: "prober", role: "runner", pool: "c" })).json.token;
+    expect((await s.call("POST", "/v1/clusters", { name: "pool-c", pool: "c", kubeconfig: f.sim.kubeconfig, recipients: [f.recipient] })).status).toBe(201);
+    const headers = { authorization: `Bearer ${token}`, "x-etcd-vault-runner": "prober" };
+    const json = { ...headers, "content-type": "application/json" };
+    const claim = async (): Promise<string> => {
+      const q = await s.call("POST", "/v1/clusters/pool-c/backups", {});
+      expect(q.status).toBe(202);
+      const r = await fetch(`${url}/v1/runners/claim`, { method: "POST", headers: json, body: JSON.stringify({ waitSeconds: 5 }) });
+      expect(r.status).toBe(200);
+      const job = await r.json();
+      expect(job.run.id).toBe(q.json.id);
+      return job.run.id;
+    };
+    const put = (id: string, n: number, body: Uint8Array, sha?: string) =>
+      fetch(`${url}/v1/runners/runs/${id}/parts/${n}`, { method: "PUT", headers: { ...headers, "content-type": "application/octet-stream", ...(sha ? { "x-part-sha256": sha } : {}) }, body: body as unknown as BodyInit });
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    const report = (plain: number, cipher: Uint8Array) => ({
+      pod: "etcd-m0",
+      plaintext: { size: plain, sha256: "a".repeat(64) },
+      ciphertext: { size: cipher.length, sha256: sha(cipher) },
+      timings: { execFirstByteMs: 1, streamMs: 1, uploadMs: 1, totalMs: 1 },
+      facts: null,
+    });
+    const complete = (id: string, body: unknown) => fetch(`${url}/v1/runners/runs/${id}/complete`, { method: "POST", headers: json, body: JSON.stringify(body) });
+    const backupOf = async (id: string) => (await s.call("GET", `/v1/runs/${id}`)).json;
+
+    // A part whose checksum does not match is refused before it is stored: the number stays free.
+    let id = await claim();
+    const a = randomBytes(3_000_000);
+    const b = randomBytes(3_000_000);
+    let res = await put(id, 1, a, sha(b));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.message).toContain("x-part-sha256");
+    res = await put(id, 1, a, sha(a).toUpperCase());
+    expect(res.status).toBe(200);
+    // The same part number twice at once: one wins, and the object is assembled from its bytes.
+    const [r2a, r2b] = await Promise.all([put(id, 2, a), put(id, 2, b)]);
+    expect([r2a.status, r2b.status].sort()).toEqual([200, 409]);
+    const won = r2a.status === 200 ? a : b;
+    const cipher = Buffer.concat([a, won]);
+    res = await complete(id, report(5_000_000 - ((5_000_000 - 32) % 512), cipher));
+    expect(res.status).toBe(200);
+    const backup = await res.json();
+    expect(backup.state).toBe("available");
+    const link = await s.call("POST", `/v1/backups/${backup.id}/links`, { kind: "snapshot" });
+    const stored = Buffer.from(await (await fetch(link.json.url.replace(/^https?:\/\/[^/]+/, url))).arrayBuffer());
+    expect(sha(stored)).toBe(backup.ciphertext.sha256);
+    expect(sha(stored)).toBe(sha(cipher));
+
+    // Nothing uploaded, or sizes no etcd snapshot and age file can have: refused, no backup.
+    for (const [parts, plain, why] of [
+      [[], 544, "no ciphertext was uploaded"],
+      [[randomBytes(4328)], 999_999_968 + 32 - ((999_999_968) % 512), "cannot be the age encryption"],
+      [[randomBytes(4328)], 1000, "is not an etcd snapshot's"],
+    ] as const) {
+      id = await claim();
+      for (const [i, p] of parts.entries()) expect((await put(id, i + 1, p)).status).toBe(200);
+      res = await complete(id, report(plain, Buffer.concat(parts.length ? [...parts] : [Buffer.alloc(0)])));
+      expect(res.status).toBe(400);
+      expect((await res.json()).error.message).toContain(why);
+      const run = await backupOf(id);
+      expect(run.state).not.toBe("succeeded");
+      if (run.backupId) expect((await s.call("GET", `/v1/backups/${run.backupId}`)).json.state).not.toBe("available");
+      await s.call("POST", `/v1/runs/${id}/cancel`);
+    }
   });
 
   it("a runner token can call nothing else, and runner logs never hold a kubeconfig", async () => {

@@ -3,7 +3,7 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { VaultError, invalidInput } from "../core/errors.js";
+import { invalidInput } from "../core/errors.js";
 import {
   MAX_PART_BYTES,
   claimForRunner,
@@ -106,13 +106,14 @@ export function runnerRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => {
       const ctx = c.get("ctx");
-      const part = Number(c.req.param("part"));
-      if (!Number.isInteger(part) || part < 1 || part > 10_000) throw invalidInput("part", "must be an integer from 1 to 10000");
+      const raw = c.req.param("part");
+      const part = /^[1-9][0-9]{0,4}$/.test(raw) ? Number(raw) : NaN;
+      if (!(part <= 10_000)) throw invalidInput("part", "must be an integer from 1 to 10000");
+      const expected = c.req.header("x-part-sha256")?.trim().toLowerCase();
+      if (expected !== undefined && !/^[0-9a-f]{64}$/.test(expected)) throw invalidInput("x-part-sha256", "must be the part's SHA-256 in hex");
       const body = new Uint8Array(await c.req.arrayBuffer());
-      const expected = c.req.header("x-part-sha256");
-      const result = await receivePart(ctx, ctx.actor, runnerName(c), c.req.param("id"), part, body);
-      if (expected && expected !== result.sha256) throw new VaultError("invalid_input", "x-part-sha256: the part arrived damaged");
-      return c.json(result, 200);
+      // Checked before anything is stored: a damaged part never takes the part number.
+      return c.json(await receivePart(ctx, ctx.actor, runnerName(c), c.req.param("id"), part, body, expected), 200);
     },
   );
   app.openapi(

@@ -115,10 +115,12 @@ export async function receivePart(
   runId: string,
   partNumber: number,
   body: Uint8Array,
+  expectedSha256?: string,
 ): Promise<{ partNumber: number; size: number; sha256: string }> {
   const run = await heldRun(ctx, runId, runnerOwner(actor, runner));
   const { up, b } = await uploadOf(ctx, run);
   const sha = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>)));
+  if (expectedSha256 !== undefined && expectedSha256 !== sha) throw new VaultError("invalid_input", "x-part-sha256: the part arrived damaged; send it again");
   const last = up.parts[up.parts.length - 1];
   // A retried request for the part we already have (the response was lost): same answer again.
   if (last && partNumber === last.partNumber && sha === last.sha256) return { partNumber, size: body.length, sha256: sha };
@@ -154,7 +156,11 @@ export async function completeForRunner(
   const plan = planFromBackup(b, target?.objectLock?.mode ?? null);
   const received = Sha256.fromState(up.hashState).digestHex();
   const problem =
-    up.size !== report.ciphertext.size
+    up.parts.length === 0
+      ? "no ciphertext was uploaded"
+      : implausible(report)
+        ? implausible(report)
+        : up.size !== report.ciphertext.size
       ? `received ${up.size} bytes of ciphertext, runner reported ${report.ciphertext.size}`
       : received !== report.ciphertext.sha256
         ? `received ciphertext hashes to ${received.slice(0, 16)}…, runner reported ${report.ciphertext.sha256.slice(0, 16)}…`
@@ -201,4 +207,25 @@ export async function discoveredForRunner(ctx: ServiceContext, actor: Actor, run
   await storeFacts(ctx, run.cluster, facts);
   await ctx.catalog.atomically([succeedStatement(ctx, runId, owner, { result: facts })]);
   return runView(await getRunRow(ctx, runId));
+}
+
+/** Age header bytes allowed around the payload: 32 recipients, post-quantum ones included. */
+const MAX_AGE_HEADER = 1024 * 1024;
+
+/**
+ * What the control plane can check of a runner's report without the key: an etcd snapshot is
+ * pages plus a 32-byte SHA-256 trailer (size % 512 == 32), and its age file is a header plus the
+ * plaintext in 64 KiB chunks, each with a 16-byte tag.
+ */
+function implausible(report: CaptureReport): string | null {
+  const plain = report.plaintext.size;
+  const cipher = report.ciphertext.size;
+  if (!Number.isSafeInteger(plain) || plain < 544 || plain % 512 !== 32) {
+    return `plaintext size ${plain} is not an etcd snapshot's (a multiple of 512 bytes plus the 32-byte trailer)`;
+  }
+  const payload = plain + 16 * Math.ceil(plain / 65536);
+  if (!Number.isSafeInteger(cipher) || cipher <= payload || cipher > payload + MAX_AGE_HEADER) {
+    return `ciphertext size ${cipher} cannot be the age encryption of ${plain} bytes`;
+  }
+  return null;
 }

@@ -102,6 +102,11 @@ export class LocalBlobStore implements BlobStore {
    * Part-by-part uploads for remote runners: each part is its own temp file next to the target
    * (skipped by list(), like every temp file); complete() streams them in order through put(),
    * so the object still appears atomically, then removes the parts.
+   *
+   * Every upload of a part gets a file of its own, named by a random tag that its etag carries,
+   * and complete() reads exactly the files the given etags name. Two requests for the same part
+   * number (a retry racing the original) therefore never write into one file: whichever the
+   * catalog recorded is the one assembled, as S3 and R2 do by checking etags.
    */
   readonly multipart: MultipartOps = {
     create: async (key) => {
@@ -109,9 +114,10 @@ export class LocalBlobStore implements BlobStore {
       return randomBytes(12).toString("hex");
     },
     uploadPart: async (key, uploadId, partNumber, body) => {
-      const part = this.partPath(key, uploadId, partNumber);
+      const tag = randomBytes(8).toString("hex");
+      const part = this.partPath(key, uploadId, partNumber, tag);
       await makeDirs(dirname(part));
-      const fh = await open(part, "w", 0o640).catch((e) => {
+      const fh = await open(part, "wx", 0o640).catch((e) => {
         throw fsFailure(`cannot create part file ${part}`, e);
       });
       try {
@@ -124,10 +130,21 @@ export class LocalBlobStore implements BlobStore {
       } finally {
         await fh.close().catch(() => undefined);
       }
-      return { etag: `${partNumber}:${body.length}` };
+      return { etag: `${partNumber}:${body.length}:${tag}` };
     },
     complete: async (key, uploadId, parts) => {
-      const files = [...parts].sort((a, b) => a.partNumber - b.partNumber).map((p) => this.partPath(key, uploadId, p.partNumber));
+      const files: string[] = [];
+      for (const p of [...parts].sort((a, b) => a.partNumber - b.partNumber)) {
+        const m = /^(\d+):(\d+):([0-9a-f]{16})$/.exec(p.etag);
+        if (!m || Number(m[1]) !== p.partNumber) throw invalidInput("parts", `part ${p.partNumber}: not an etag this store gave out`);
+        const file = this.partPath(key, uploadId, p.partNumber, m[3]!);
+        const size = await stat(file).then(
+          (st) => st.size,
+          () => -1,
+        );
+        if (size !== Number(m[2])) throw fsFailure(`part ${p.partNumber} of upload ${uploadId}`, new Error(size < 0 ? "part file missing" : `part file has ${size} bytes, ${m[2]} were uploaded`));
+        files.push(file);
+      }
       const info = await this.put(
         key,
         (async function* () {
@@ -141,7 +158,8 @@ export class LocalBlobStore implements BlobStore {
           }
         })(),
       );
-      await Promise.all(files.map((f) => unlink(f).catch(() => undefined)));
+      // The assembled parts and any that lost a race: every file of this upload goes.
+      await this.multipart.abort(key, uploadId);
       return info;
     },
     abort: async (key, uploadId) => {
@@ -163,11 +181,11 @@ export class LocalBlobStore implements BlobStore {
     );
   }
 
-  private partPath(key: string, uploadId: string, partNumber: number): string {
+  private partPath(key: string, uploadId: string, partNumber: number, tag: string): string {
     if (!/^[0-9a-f]{24}$/.test(uploadId)) throw invalidInput("uploadId", "not an upload id of this store");
     const path = this.pathOf(key);
     const dir = dirname(path);
-    return join(dir, `.${path.slice(dir.length + 1)}.${uploadId}.part${partNumber}${TEMP_SUFFIX}`);
+    return join(dir, `.${path.slice(dir.length + 1)}.${uploadId}.part${partNumber}-${tag}${TEMP_SUFFIX}`);
   }
 
   async get(key: string, range?: { start: number; end?: number }): Promise<GetResult> {
