@@ -47,6 +47,31 @@ describe("etcd-vault CLI", () => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
+  it("tick --db refuses a missing catalog and times that are not RFC 3339 instants", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ev-cli-tick-"));
+    const missing = join(dir, "typo", "catalog.db");
+    const r = await runCli(["tick", "--db", missing]);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain("does not exist");
+    expect(readdirSync(dir)).toEqual([]); // nothing created
+    expect((await runCli(["migrate", "--db", join(dir, "c.db")])).code).toBe(0);
+    for (const [args, says] of [
+      [["--now", "2026-02-30T00:00:00Z"], "not a real date"],
+      [["--now", "2026-01-01"], "not an RFC 3339 time"],
+      [["--every", "1h"], "--every needs --until"],
+      [["--now", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z", "--every", "1h"], "must not be before --now"],
+    ] as const) {
+      const bad = await runCli(["tick", "--db", join(dir, "c.db"), ...args]);
+      expect(bad.code, args.join(" ")).not.toBe(0);
+      expect(bad.out).toContain(says);
+      expect(bad.out).not.toMatch(/\n\s+at /);
+    }
+    const ok = await runCli(["tick", "--db", join(dir, "c.db"), "--now", "2026-11-24T06:00:00+03:00"]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out.trim().split("\n").at(-1)!).now).toBe("2026-11-24T03:00:00.000Z");
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
   it("first start generates an admin token printed once and a 0600 master key with a warning", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ev-first-"));
     const port = String(await freePort());

@@ -91,6 +91,21 @@ describe("etcd-vault verify", () => {
     expect(existsSync(bad) || existsSync(`${bad}.partial`)).toBe(false);
   });
 
+  it("an --output it cannot write is one clear line, never a stack trace", async () => {
+    for (const [out, says] of [
+      [join(dir, "no-such-dir", "x", "out.db"), "does not exist"],
+      [dir, "is a directory"],
+      ["/proc/version", "cannot write /proc/version.partial"],
+    ] as const) {
+      const r = await verify([tar, "-i", join(dir, "key.txt"), "-o", out]);
+      expect(r.code, out).toBe(1);
+      expect(r.stderr).toContain("FAILED:");
+      expect(r.stderr).toContain(says);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(existsSync(join(dir, "no-such-dir"))).toBe(false);
+  });
+
   it("fails with a wrong identity", async () => {
     const r = await verify([tar, "--identity", join(dir, "other.txt")]);
     expect(r.code).toBe(1);

@@ -11,6 +11,21 @@ import { settingsFrom, type ServiceContext } from "../services/context.js";
 import { createLogger } from "./logger.js";
 import { loadConfig } from "./config.js";
 import { parseDuration } from "../core/duration.js";
+import { existsSync } from "node:fs";
+
+/** An RFC 3339 date-time with its offset, that names a real instant (no 2026-02-30). */
+function rfc3339(text: string, flag: string): number {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(text);
+  const t = m ? Date.parse(text) : NaN;
+  if (!m || Number.isNaN(t)) throw new Error(`${flag}: '${text}' is not an RFC 3339 time (e.g. 2026-11-24T06:00:00Z)`);
+  // Date.parse rolls 2026-02-30 over to March: the fields must survive the round trip.
+  const offset = /^[Zz]$/.test(m[8]!) ? 0 : (m[8]![0] === "-" ? -1 : 1) * (Number(m[8]!.slice(1, 3)) * 60 + Number(m[8]!.slice(4, 6)));
+  const local = new Date(t + offset * 60_000);
+  const same =
+    local.getUTCFullYear() === Number(m[1]) && local.getUTCMonth() + 1 === Number(m[2]) && local.getUTCDate() === Number(m[3]) && local.getUTCHours() === Number(m[4]) && local.getUTCMinutes() === Number(m[5]);
+  if (!same) throw new Error(`${flag}: '${text}' is not a real date and time`);
+  return t;
+}
 
 export const tickCommand: Command = {
   summary: "run one scheduler tick (via the API with --server, or on a SQLite file with --db)",
@@ -34,13 +49,15 @@ Prints {"created","requeued","deleted","retrying"} as JSON.`,
       process.stdout.write(text.trim() + "\n");
       return 0;
     }
-    const now = values.now ? Date.parse(values.now) : Date.now();
-    if (Number.isNaN(now)) throw new Error(`--now: '${values.now}' is not an RFC 3339 time`);
+    const now = values.now ? rfc3339(values.now, "--now") : Date.now();
     // Replay: tick at --now, then every --every until --until (catching a catalog up, or tests).
-    const until = values.until ? Date.parse(values.until) : now;
-    if (Number.isNaN(until) || until < now) throw new Error(`--until: must be an RFC 3339 time not before --now`);
+    const until = values.until ? rfc3339(values.until, "--until") : now;
+    if (until < now) throw new Error("--until: must not be before --now");
     const step = values.every ? parseDuration(values.every, "--every") : 0;
     if (until > now && !step) throw new Error("--until needs --every DURATION");
+    if (step && !values.until) throw new Error("--every needs --until TIME (the end of the replay)");
+    // A mistyped path must not become a new, empty catalog that "ticks" successfully.
+    if (!existsSync(values.db!)) throw new Error(`--db: ${values.db} does not exist (etcd-vault migrate --db FILE creates a catalog)`);
     const config = loadConfig(process.env);
     const catalog = openSqliteCatalog(values.db!);
     let clockNow = now;

@@ -16,7 +16,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { once } from "node:events";
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -100,6 +100,7 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
     return 2;
   }
   try {
+    if (values.output !== undefined) await checkOutput(values.output);
     const identities = await loadIdentities(values.identity);
     const outcome = await verifyBundle(positionals[0]!, identities, values.output ?? null, io);
     io.stdout.write(outcome);
@@ -109,6 +110,14 @@ export async function runVerify(argv: string[], io: VerifyIO): Promise<number> {
     io.stderr.write(`etcd-vault verify: FAILED: ${reason}\n`);
     return 1;
   }
+}
+
+/** --output must name a file in an existing directory: found out before any work is done. */
+async function checkOutput(file: string): Promise<void> {
+  const existing = await stat(file).catch(() => null);
+  if (existing?.isDirectory()) throw new VerifyFailure(`--output ${file} is a directory; name a file`);
+  const dir = await stat(dirname(file)).catch(() => null);
+  if (!dir?.isDirectory()) throw new VerifyFailure(`--output ${file}: the directory ${dirname(file)} does not exist`);
 }
 
 async function loadIdentities(files: string[]): Promise<string[]> {
@@ -210,6 +219,8 @@ function judge(parts: BundleParts): string {
     throw new VerifyFailure(`backup.json does not describe this ${CIPHERTEXT_FILE} (it says ${backup.ciphertext.size} bytes, sha256 ${backup.ciphertext.sha256})`);
   }
   if (s.decryptError !== null) {
+    // Our own failure to write --output is not damage in the bundle: said as it is.
+    if (s.decryptError instanceof VerifyFailure) throw s.decryptError;
     const msg = (s.decryptError as Error).message ?? String(s.decryptError);
     if (/no identity matched/i.test(msg)) {
       throw new VerifyFailure(`wrong key: no identity given can decrypt ${CIPHERTEXT_FILE} (it was encrypted to ${backup.recipients.join(", ") || "unknown recipients"})`);
@@ -339,15 +350,28 @@ class TrailerCheck {
 class PlaintextWriter {
   private readonly partial: string;
   private readonly out: WriteStream;
+  /** The stream's own error (it cannot be created, the disk is full): reported, never thrown at the process. */
+  private failed: Error | null = null;
   constructor(private readonly file: string) {
     this.partial = `${file}.partial`;
     this.out = createWriteStream(this.partial, { mode: 0o600 });
+    this.out.on("error", (e) => (this.failed ??= e));
+  }
+  private check(): void {
+    if (this.failed) throw new VerifyFailure(`cannot write ${this.partial}: ${this.failed.message}`);
   }
   async write(chunk: Uint8Array): Promise<void> {
+    this.check();
     // Copy: the decrypter may reuse its buffer once we return.
-    if (!this.out.write(Buffer.from(chunk))) await once(this.out, "drain");
+    try {
+      if (!this.out.write(Buffer.from(chunk))) await Promise.race([once(this.out, "drain"), once(this.out, "close")]);
+    } catch (e) {
+      this.failed ??= e as Error; // once() rejects with the stream's 'error'
+    }
+    this.check();
   }
   private async close(): Promise<void> {
+    this.check();
     if (this.out.closed) return;
     await new Promise<void>((resolve, reject) => this.out.end((e?: Error | null) => (e ? reject(e) : resolve())));
   }
