@@ -223,6 +223,22 @@ describe("remote runners", () => {
       if (run.backupId) expect((await s.call("GET", `/v1/backups/${run.backupId}`)).json.state).not.toBe("available");
       await s.call("POST", `/v1/runs/${id}/cancel`);
     }
+
+    // What a runner reports is printed back to people (runs, RESTORE.md): printable text only.
+    id = await claim();
+    const fail = (body: unknown) => fetch(`${url}/v1/runners/runs/${id}/fail`, { method: "POST", headers: json, body: JSON.stringify(body) });
+    res = await fail({ code: "exec_failed", message: "boom \u0000\u001b[31m", pod: "etcd-m0" });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.message).toContain("message: must not contain control characters");
+    res = await fail({ code: "exec_failed", message: "ok", pod: "x".repeat(5000) });
+    expect(res.status).toBe(400);
+    res = await complete(id, { ...report(544, randomBytes(700)), facts: { masters: [{ name: "m0", internalIP: "not-an-ip" }], etcdPods: [], etcdVersion: null, kubernetesVersion: null, deckhouseVersion: null, multiMaster: false, discoveredAt: "yesterday" } });
+    expect(res.status).toBe(400);
+    const msg = (await res.json()).error.message;
+    expect(msg).toContain("facts.masters[0].internalIP");
+    res = await fail({ code: "exec_failed", message: "etcdctl exited 1:\n\tError: context deadline exceeded\n", pod: "etcd-m0" });
+    expect(res.status).toBe(200);
+    expect((await backupOf(id)).error.message).toContain("context deadline exceeded");
   });
 
   it("a runner token can call nothing else, and runner logs never hold a kubeconfig", async () => {

@@ -16,7 +16,7 @@ import {
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
 import { respondError } from "./errors.js";
-import { Backup, Facts, IdParam, Run, errorResponses, jsonBody, jsonOk } from "./schemas.js";
+import { Backup, Facts, IdParam, Printable, Run, Text, errorResponses, jsonBody, jsonOk } from "./schemas.js";
 
 const RUNNER = /^[A-Za-z0-9._:-]{1,100}$/;
 function runnerName(c: Context<AppEnv>): string {
@@ -42,7 +42,7 @@ const Job = z
 const Sized = z.object({ size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 const Complete = z
   .strictObject({
-    pod: z.string(),
+    pod: Text(253),
     plaintext: Sized,
     ciphertext: Sized,
     timings: z.object({
@@ -58,8 +58,8 @@ const Complete = z
 const Fail = z
   .strictObject({
     code: z.enum(["exec_failed", "snapshot_corrupt", "timeout", "storage_failed", "cancelled", "upstream_failed", "internal"]),
-    message: z.string().max(8192),
-    pod: z.string().nullable().optional(),
+    message: Printable(8192, { multiline: true }),
+    pod: Text(253).nullable().optional(),
   })
   .openapi("RunnerFail");
 

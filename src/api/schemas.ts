@@ -7,15 +7,24 @@ import { DNS_LABEL } from "../core/ids.js";
 export const Name = z.string().regex(DNS_LABEL, "must be a DNS label: lowercase letters, digits and '-', at most 63");
 export const Labels = z.record(z.string(), z.string()).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
 
-/** Free text people name things with: no control characters, no lone surrogates. */
-export const Text = (max: number) =>
+/**
+ * Text that ends up in responses, logs, RESTORE.md: no control characters (with `multiline`, tabs
+ * and newlines are allowed, for messages that carry a stderr tail) and no lone surrogates.
+ */
+export const Printable = (max: number, opts: { multiline?: boolean; min?: number } = {}) =>
   z
     .string()
-    .min(1)
+    .min(opts.min ?? 0)
     .max(max)
-    // eslint-disable-next-line no-control-regex
-    .refine((s) => !/[\u0000-\u001f\u007f-\u009f]/.test(s), "must not contain control characters")
+    .refine(
+      // eslint-disable-next-line no-control-regex
+      (s) => !(opts.multiline ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/ : /[\u0000-\u001f\u007f-\u009f]/).test(s),
+      "must not contain control characters",
+    )
     .refine((s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s), "must be well-formed Unicode (no lone surrogates)");
+
+/** Free text people name things with: non-empty, printable. */
+export const Text = (max: number) => Printable(max, { min: 1 });
 export const Rfc3339 = z.iso.datetime({ offset: true });
 
 export const ErrorEnvelope = z
@@ -84,14 +93,16 @@ export const ClusterPatch = z
   })
   .openapi("ClusterPatch");
 
+// Facts come from runners too (POST /v1/runners/runs/{id}/discovered, …/complete) and are printed
+// into RESTORE.md and restore.sh's comments: names and versions must be printable.
 export const Facts = z.object({
-  masters: z.array(z.object({ name: z.string(), internalIP: z.string().nullable() })),
-  etcdPods: z.array(z.object({ name: z.string(), node: z.string().nullable(), ready: z.boolean() })),
-  etcdVersion: z.string().nullable(),
-  kubernetesVersion: z.string().nullable(),
-  deckhouseVersion: z.string().nullable(),
+  masters: z.array(z.object({ name: Text(253), internalIP: z.union([z.ipv4(), z.ipv6()]).nullable() })).max(100),
+  etcdPods: z.array(z.object({ name: Text(253), node: Text(253).nullable(), ready: z.boolean() })).max(100),
+  etcdVersion: Text(128).nullable(),
+  kubernetesVersion: Text(128).nullable(),
+  deckhouseVersion: Text(128).nullable(),
   multiMaster: z.boolean(),
-  discoveredAt: z.string(),
+  discoveredAt: Text(64).refine((s) => !Number.isNaN(Date.parse(s)), "must be an RFC 3339 time"),
 });
 
 export const Cluster = z
