@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serve, type ServerType } from "@hono/node-server";
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startTestService, type TestService } from "./helpers/service.js";
 import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
@@ -206,6 +207,18 @@ describe("remote runners", () => {
     const stored = Buffer.from(await (await fetch(link.json.url.replace(/^https?:\/\/[^/]+/, url))).arrayBuffer());
     expect(sha(stored)).toBe(backup.ciphertext.sha256);
     expect(sha(stored)).toBe(sha(cipher));
+    // The object deleted behind the service's back: HEAD and GET both say so, without the object key.
+    const objectFile = join(s.dir, "data", "vault", backup.objectKey);
+    expect(existsSync(objectFile)).toBe(true);
+    rmSync(objectFile);
+    const dl = link.json.url.replace(/^https?:\/\/[^/]+/, url);
+    const headGone = await fetch(dl, { method: "HEAD" });
+    expect(headGone.status).toBe(404);
+    const getGone = await fetch(dl);
+    expect(getGone.status).toBe(404);
+    const goneText = await getGone.text();
+    expect(goneText).toContain("missing from target");
+    expect(goneText).not.toContain(backup.objectKey);
 
     // Nothing uploaded, or sizes no etcd snapshot and age file can have: refused, no backup.
     for (const [parts, plain, why] of [

@@ -88,13 +88,27 @@ async function download(c: Context<AppEnv>, remoteAddr: RemoteAddrFn): Promise<R
   const backup = backupView(row);
   const store = await svc.storeFor(row.target);
   const head = c.req.method === "HEAD";
+  // The object can vanish behind our back (a bucket lifecycle rule, a hand-run delete): HEAD must
+  // not promise what GET cannot serve, and the link holder gets no internal object key.
+  const missing = () =>
+    respondError(c, "not_found", `the encrypted snapshot of backup ${row.id} is missing from target '${row.target}'; tell an operator`);
+  const fetchObject = async (range?: { start: number; end: number }) => {
+    try {
+      return await store.get(row.objectKey, range);
+    } catch (e) {
+      if (e instanceof VaultError && e.code === "not_found") return null;
+      throw e;
+    }
+  };
+  if (head && !(await store.head(row.objectKey))) return missing();
   const use = (bytes: number, complete: boolean, range: string | null) =>
     recordLinkUse(svc, link, { remoteAddr: addr, userAgent: ua, range, bytes, complete }).catch((e) =>
       svc.log.warn("could not audit a link use", { link: link.id, error: (e as Error).message }),
     );
 
   if (link.kind === "bundle") {
-    const object = head ? null : await store.get(row.objectKey);
+    const object = head ? null : await fetchObject();
+    if (!head && !object) return missing();
     const b = bundleStream(backup, object?.body ?? new ReadableStream(), svc.clock.now());
     const headers = {
       "content-type": "application/x-tar",
@@ -124,12 +138,14 @@ async function download(c: Context<AppEnv>, remoteAddr: RemoteAddrFn): Promise<R
   if (range) {
     const headers = { ...common, "content-length": String(range.end - range.start + 1), "content-range": `bytes ${range.start}-${range.end}/${total}` };
     if (head) return new Response(null, { status: 206, headers });
-    const part = await store.get(row.objectKey, range);
+    const part = await fetchObject(range);
+    if (!part) return missing();
     return new Response(counted(part.body, (n, done) => use(n, done, rangeHeader)), { status: 206, headers });
   }
   const headers = { ...common, "content-length": String(total) };
   if (head) return new Response(null, { headers });
-  const whole = await store.get(row.objectKey);
+  const whole = await fetchObject();
+  if (!whole) return missing();
   return new Response(counted(whole.body, (n, done) => use(n, done, null)), { headers });
 }
 
