@@ -201,6 +201,7 @@ describe("cluster registry", () => {
       [{ selector: "!!! ,,, ===" }, "etcd.selector"],
       [{ selector: "===" }, "etcd.selector"],
       [{ selector: "tier in (a,b" }, "etcd.selector"],
+      [{ selector: "tier in ()" }, "etcd.selector"],
       [{ container: "../../x y" }, "etcd.container"],
       [{ container: "A B/.." }, "etcd.container"],
       [{ namespace: "Kube_System" }, "etcd.namespace"],
@@ -209,7 +210,7 @@ describe("cluster registry", () => {
       expectError(await s.call("POST", "/v1/clusters", { name: "bad-etcd", kubeconfig: KUBECONFIG, etcd }), 400, "invalid_input", field);
       expectError(await s.call("PATCH", "/v1/clusters/prod-a", { etcd }), 400, "invalid_input", field);
     }
-    const good = { selector: "component=etcd,tier in (control-plane, master),!ignored,app.kubernetes.io/part-of!=x", container: "etcd-2", namespace: "kube-system" };
+    const good = { selector: "component=etcd,tier in (control-plane, master),!ignored,app.kubernetes.io/part-of!=x,gen>2", container: "etcd-2", namespace: "kube-system" };
     const patched = await s.call("PATCH", "/v1/clusters/prod-a", { etcd: good });
     expect(patched.status).toBe(200);
     expect(patched.json.etcd).toMatchObject(good);

@@ -155,6 +155,68 @@ describe("kubeconfig secrets kept out of messages", () => {
   });
 });
 
+describe("a kubeconfig means the same to us and to client-node", () => {
+  const caDir = mkdtempSync(join(tmpdir(), "ev-kc-same-"));
+  const ca = generateCa(caDir);
+  rmSync(caDir, { recursive: true, force: true });
+  const b64ca = Buffer.from(ca.certPem).toString("base64");
+  const doc = (users: string, currentUser = "u") => `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority-data: ${b64ca}
+users:
+${users}
+contexts:
+- name: x
+  context: {cluster: c, user: ${JSON.stringify(currentUser)}}
+current-context: x
+`;
+  const refused = (text: string, says: string) => {
+    let err: unknown = null;
+    try {
+      loadCluster({ kubeconfig: text } as ClusterConnection);
+    } catch (e) {
+      err = e;
+    }
+    expect(err, says).toBeInstanceOf(VaultError);
+    expect((err as VaultError).code).toBe("invalid_input");
+    expect((err as VaultError).message).toContain(says);
+  };
+  const marker = join(tmpdir(), `ev-kc-ran-${process.pid}`);
+  const run = `{apiVersion: client.authentication.k8s.io/v1, command: /bin/touch, args: [${JSON.stringify(marker)}]}`;
+
+  it("refuses every way client-node would run a command, whatever else the user has", () => {
+    refused(doc(`- name: u\n  user:\n    token: tok-123456\n    exec: ${run}`), "exec credential plugin");
+    refused(doc(`- name: u\n  user:\n    auth-provider: {name: exec, config: {}}`), "exec auth-provider");
+    refused(doc(`- name: u\n  user:\n    token: tok-123456\n    auth-provider: {name: foo, config: {exec: ${run}}}`), "exec auth-provider");
+    refused(doc(`- name: u\n  user:\n    auth-provider: {name: gcp, config: {cmd-path: /bin/touch}}`), "cmd-path");
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("refuses every way client-node would read a file on this host", () => {
+    refused(doc(`- name: u\n  user:\n    token-file: /etc/hostname`), "token-file");
+    refused(doc(`- name: u\n  user:\n    client-certificate-data: ${b64ca}\n    client-key-data: ${b64ca}\n    token-file: /etc/hostname`), "token-file");
+    refused(doc(`- name: u\n  user:\n    auth-provider: {name: file, config: {tokenFile: /etc/hostname}}`), "tokenFile");
+  });
+
+  it("loads the document as validated: no YAML merge keys, no dates as names", () => {
+    // js-yaml would merge `<<` into a real exec; for the validator it is a key like any other.
+    const merged = loadCluster({ kubeconfig: doc(`- name: u\n  user:\n    token: tok-123456\n    <<: {exec: ${run}}`) } as ClusterConnection);
+    expect(merged.kc.getCurrentUser()?.exec).toBeUndefined();
+    expect(merged.kc.getCurrentUser()?.token).toBe("tok-123456");
+    // js-yaml reads an unquoted 2001-01-01 as a Date and would skip to the quoted twin (exec).
+    const twins = loadCluster({
+      kubeconfig: doc(`- name: 2001-01-01\n  user:\n    token: tok-123456\n- name: "2001-01-01"\n  user:\n    exec: ${run}`, "2001-01-01"),
+    } as ClusterConnection);
+    expect(twins.kc.getCurrentUser()?.token).toBe("tok-123456");
+    expect(twins.kc.getCurrentUser()?.exec).toBeFalsy();
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 describe("version parsing", () => {
   it("takes the etcd version from an image tag, not from digests or hash tags", () => {
     expect(versionFromImage("registry.k8s.io/etcd:3.5.16-0")).toBe("3.5.16");

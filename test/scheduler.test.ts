@@ -56,11 +56,14 @@ describe("policies: validation and description", () => {
     }
     // A selector on "__proto__" used to parse as {} and match every cluster (raw text: a JS literal
     // would set the prototype instead of a key).
-    const proto = JSON.stringify({ ...base, selector: { matchLabels: { PROTO: "x" } } }).replace('"PROTO"', '"__proto__"');
-    const r = await s.call("POST", "/v1/policies", proto);
-    expect(r.status).toBe(400);
-    expect(r.json.error.code).toBe("invalid_input");
-    expect(r.json.error.message).toContain("__proto__");
+    for (const spelled of ['"__proto__"', '"__pro\\u0074o__"']) {
+      const proto = JSON.stringify({ ...base, selector: { matchLabels: { PROTO: "x" } } }).replace('"PROTO"', spelled);
+      expect(proto).toContain(spelled);
+      const r = await s.call("POST", "/v1/policies", proto);
+      expect(r.status, spelled).toBe(400);
+      expect(r.json.error.code).toBe("invalid_input");
+      expect(r.json.error.message).toContain("__proto__");
+    }
     expect((await s.call("GET", "/v1/policies")).json.items).toEqual([]);
   });
 

@@ -16,7 +16,7 @@ import {
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
 import { respondError } from "./errors.js";
-import { Backup, Facts, IdParam, Printable, Run, Text, errorResponses, jsonBody, jsonOk } from "./schemas.js";
+import { Backup, Facts, IdParam, Run, errorResponses, jsonBody, jsonOk } from "./schemas.js";
 
 const RUNNER = /^[A-Za-z0-9._:-]{1,100}$/;
 function runnerName(c: Context<AppEnv>): string {
@@ -42,7 +42,8 @@ const Job = z
 const Sized = z.object({ size: z.number().int().min(0), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 const Complete = z
   .strictObject({
-    pod: Text(253),
+    // Cleaned, not refused (core/text.ts): a good capture is never thrown away over its labels.
+    pod: z.string().max(253),
     plaintext: Sized,
     ciphertext: Sized,
     timings: z.object({
@@ -51,15 +52,18 @@ const Complete = z
       uploadMs: z.number().nullable(),
       totalMs: z.number().nullable(),
     }),
-    facts: Facts.nullable(),
+    // Checked in the handler: facts that do not pass become null (the backup keeps no facts)
+    // instead of refusing a good capture.
+    facts: z.unknown().openapi({ description: "The cluster's facts (as Cluster.facts) or null; facts that do not validate are dropped, not the backup" }),
     etcd: z.object({ revision: z.number().nullable(), keys: z.number().nullable() }).optional(),
   })
   .openapi("RunnerComplete");
 const Fail = z
   .strictObject({
     code: z.enum(["exec_failed", "snapshot_corrupt", "timeout", "storage_failed", "cancelled", "upstream_failed", "internal"]),
-    message: Printable(8192, { multiline: true }),
-    pod: Text(253).nullable().optional(),
+    // Cleaned by the service (core/text.ts), not refused: a runner's failure must be recorded.
+    message: z.string().max(8192),
+    pod: z.string().max(253).nullable().optional(),
   })
   .openapi("RunnerFail");
 
@@ -127,7 +131,10 @@ export function runnerRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => {
       const ctx = c.get("ctx");
-      return c.json(await completeForRunner(ctx, ctx.actor, runnerName(c), c.req.valid("param").id, c.req.valid("json")), 200);
+      const body = c.req.valid("json");
+      const facts = Facts.nullable().safeParse(body.facts ?? null);
+      if (!facts.success) ctx.log.warn("runner reported facts that do not validate; the backup keeps none", { run: c.req.valid("param").id });
+      return c.json(await completeForRunner(ctx, ctx.actor, runnerName(c), c.req.valid("param").id, { ...body, facts: facts.success ? facts.data : null }), 200);
     },
   );
   app.openapi(

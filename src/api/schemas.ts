@@ -18,8 +18,9 @@ export const Printable = (max: number, opts: { multiline?: boolean; min?: number
     .max(max)
     .refine(
       // eslint-disable-next-line no-control-regex
-      (s) => !(opts.multiline ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/ : /[\u0000-\u001f\u007f-\u009f]/).test(s),
-      "must not contain control characters",
+      (s) =>
+        !(opts.multiline ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/ : /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/).test(s),
+      "must not contain control characters (or bidi controls, line separators)",
     )
     .refine((s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s), "must be well-formed Unicode (no lone surrogates)");
 
@@ -102,7 +103,7 @@ export const Facts = z.object({
   kubernetesVersion: Text(128).nullable(),
   deckhouseVersion: Text(128).nullable(),
   multiMaster: z.boolean(),
-  discoveredAt: Text(64).refine((s) => !Number.isNaN(Date.parse(s)), "must be an RFC 3339 time"),
+  discoveredAt: z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, "must be an RFC 3339 time"),
 });
 
 export const Cluster = z

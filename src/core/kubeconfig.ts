@@ -109,10 +109,38 @@ function checkCluster(name: string, c: Cluster): { server: string; host: string 
   return { server: c.server, host: url.host };
 }
 
-function checkUser(name: string, u: User): KubeAuthKind {
+/**
+ * What in a user makes client-node run a command or read a file on this host, as client-node 1.4
+ * decides it: ExecAuth takes `exec` (whatever else the user has — it runs first and its token
+ * wins), an auth-provider named `exec` or with `config.exec`; the azure and gcp providers run
+ * `config.cmd-path`; FileAuth reads `config.tokenFile`; `token-file` is read for the token.
+ */
+function hostAccess(u: Record<string, unknown>): { command: string | null; file: string | null } {
+  const provider = (u["auth-provider"] ?? null) as { name?: unknown; config?: Record<string, unknown> } | null;
+  const config = provider?.config ?? {};
+  const command =
+    u.exec != null
+      ? "an exec credential plugin"
+      : provider && (provider.name === "exec" || config.exec != null)
+        ? "an exec auth-provider"
+        : provider && config["cmd-path"] != null
+          ? "an auth-provider with cmd-path"
+          : null;
+  const file = u["token-file"] != null || u.tokenFile != null ? "token-file" : config.tokenFile != null || config["token-file"] != null ? "auth-provider tokenFile" : null;
+  return { command, file };
+}
+
+function checkUser(name: string, u: User, allowCommands: boolean): KubeAuthKind {
   const where = `user '${name}'`;
-  for (const key of ["tokenFile", "client-certificate", "client-key"] as const) {
-    if (u[key]) throw fail(`${where}: ${key} (a file path) is not supported; embed the data instead`);
+  for (const key of ["tokenFile", "token-file", "client-certificate", "client-key"] as const) {
+    if ((u as Record<string, unknown>)[key] != null) throw fail(`${where}: ${key} (a file path) is not supported; embed the data instead`);
+  }
+  const access = hostAccess(u as Record<string, unknown>);
+  if (access.file) throw fail(`${where}: ${access.file} (a file path) is not supported; embed the data instead`);
+  if (access.command && !allowCommands) {
+    throw fail(
+      `${where}: ${access.command} runs a command on the etcd-vault host and is refused; embed a token or a client certificate, or set ${CREDENTIAL_COMMANDS_SETTING}=true where etcd-vault (and its runners) run`,
+    );
   }
   const cert = u["client-certificate-data"];
   const key = u["client-key-data"];
@@ -152,6 +180,20 @@ export interface KubeconfigOptions {
 export const CREDENTIAL_COMMANDS_SETTING = "ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS";
 
 export function parseKubeconfig(text: string, context?: string, options: KubeconfigOptions = {}): KubeconfigSummary {
+  return analyse(text, context, options).summary;
+}
+
+/**
+ * The summary and the validated document as JSON text (secrets included: for the Kubernetes client
+ * only). The client must load this, not the original text: its own YAML parser (js-yaml) reads
+ * some texts differently (`<<` merge keys, unquoted dates as names), and a kubeconfig must not mean
+ * one thing to the validator and another to the client.
+ */
+export function loadableKubeconfig(text: string, context?: string, options: KubeconfigOptions = {}): { summary: KubeconfigSummary; json: string } {
+  return analyse(text, context, options);
+}
+
+function analyse(text: string, context: string | undefined, options: KubeconfigOptions): { summary: KubeconfigSummary; json: string } {
   if (typeof text !== "string" || !text.trim()) throw fail("is empty");
   const raw = parseText(text);
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw fail("must be a YAML mapping");
@@ -178,16 +220,6 @@ export function parseKubeconfig(text: string, context?: string, options: Kubecon
   if (!user) throw fail(`context '${contextName}' names user '${ctx.user}', which is not defined`);
 
   const { server, host } = checkCluster(ctx.cluster, cluster);
-  const auth = checkUser(ctx.user, user);
-  if (!options.allowCommands) {
-    const provider = user["auth-provider"] as { config?: Record<string, unknown> } | undefined;
-    const runs =
-      auth === "exec" ? "an exec credential plugin" : auth === "auth-provider" && provider?.config?.["cmd-path"] ? "an auth-provider with cmd-path" : null;
-    if (runs) {
-      throw fail(
-        `user '${ctx.user}': ${runs} runs a command on the etcd-vault host and is refused; embed a token or a client certificate, or set ${CREDENTIAL_COMMANDS_SETTING}=true where etcd-vault (and its runners) run`,
-      );
-    }
-  }
-  return { contextName, server, host, auth };
+  const auth = checkUser(ctx.user, user, options.allowCommands === true);
+  return { summary: { contextName, server, host, auth }, json: JSON.stringify(raw) };
 }

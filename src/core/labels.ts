@@ -39,12 +39,13 @@ export function matchesLabels(labels: Record<string, string>, matchLabels: Recor
 }
 
 const SET_OP = /^(\S+)\s+(in|notin)\s*\((.*)\)$/;
-const EQ_OP = /^([^=!\s]+)\s*(==|!=|=)\s*(\S*)$/;
+const EQ_OP = /^([^=!<>\s]+)\s*(==|!=|=)\s*(\S*)$/;
+const CMP_OP = /^([^=!<>\s]+)\s*([<>])\s*(-?\d+)$/;
 
 /**
  * A Kubernetes label selector as the API server takes it in `labelSelector` (the etcd pods'
  * selector): comma-separated requirements `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`,
- * `k`, `!k`. Throws invalid_input naming the requirement that is not one of these.
+ * `k`, `!k`, `k>1`, `k<1` (integers). Throws invalid_input naming the requirement that is not one of these.
  */
 export function checkLabelSelector(text: string, field = "selector"): void {
   // Commas also separate the values inside ( … ): split at commas outside parentheses only.
@@ -66,12 +67,18 @@ export function checkLabelSelector(text: string, field = "selector"): void {
   for (const raw of parts) {
     const part = raw.trim();
     if (!part) throw invalidInput(field, "has an empty requirement");
-    const bad = () => invalidInput(field, `'${part.slice(0, 80)}' is not a label selector requirement (k=v, k!=v, k in (a,b), k notin (a,b), k, !k)`);
+    const bad = () => invalidInput(field, `'${part.slice(0, 80)}' is not a label selector requirement (k=v, k!=v, k in (a,b), k notin (a,b), k, !k, k>n, k<n)`);
     const set = SET_OP.exec(part);
     if (set) {
       checkLabelKey(set[1]!, field);
       const values = set[3]!.split(",").map((v) => v.trim());
-      if (!values.length || values.some((v) => !VALUE.test(v))) throw bad();
+      // `k in ()` has no values: the API server refuses it (an empty value must be spelled once).
+      if (set[3]!.trim() === "" || values.some((v) => !VALUE.test(v))) throw bad();
+      continue;
+    }
+    const cmp = CMP_OP.exec(part);
+    if (cmp) {
+      checkLabelKey(cmp[1]!, field);
       continue;
     }
     const eq = EQ_OP.exec(part);
@@ -81,7 +88,7 @@ export function checkLabelSelector(text: string, field = "selector"): void {
       continue;
     }
     const key = part.startsWith("!") ? part.slice(1).trim() : part;
-    if (/[\s=!(),]/.test(key)) throw bad();
+    if (/[\s=!(),<>]/.test(key)) throw bad();
     checkLabelKey(key, field);
   }
 }

@@ -45,7 +45,7 @@ SIGTERM/SIGINT: stop claiming, let running captures finish (up to 60 s), then ex
     const log = createLogger((process.env.ETCD_VAULT_LOG_LEVEL as never) ?? "info").child({ runner: name });
     const runner = new Runner({
       backend: httpBackend({ server: values.server, token, runner: name, log, partBytes }),
-      access: new KubeClusterAccess({ log, allowCredentialCommands: process.env.ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS === "true" }),
+      access: new KubeClusterAccess({ log, allowCredentialCommands: booleanEnv("ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS") }),
       log,
       concurrency,
       idleTimeoutMs: parseDuration(process.env.ETCD_VAULT_EXEC_IDLE_TIMEOUT || "60s", "ETCD_VAULT_EXEC_IDLE_TIMEOUT"),
@@ -72,4 +72,12 @@ function parseSize(text: string): number {
   const n = Number(m[1]) * { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
   if (n < 5 * 1024 ** 2 || n > 64 * 1024 ** 2) throw new Error("--part-size must be from 5m to 64m (S3 part limits and the control plane's body limit)");
   return n;
+}
+
+/** `true` or `false` (default), as the server's config schema takes it; anything else stops the runner. */
+function booleanEnv(name: string): boolean {
+  const v = process.env[name];
+  if (v === undefined || v === "" || v === "false") return false;
+  if (v === "true") return true;
+  throw new Error(`${name}: must be true or false (got ${JSON.stringify(v.slice(0, 20))})`);
 }

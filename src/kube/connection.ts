@@ -4,7 +4,7 @@
 
 import { KubeConfig } from "@kubernetes/client-node";
 import { invalidInput } from "../core/errors.js";
-import { parseKubeconfig } from "../core/kubeconfig.js";
+import { loadableKubeconfig } from "../core/kubeconfig.js";
 import type { ClusterConnection } from "../core/ports.js";
 
 export interface LoadedCluster {
@@ -16,15 +16,26 @@ export interface LoadedCluster {
 }
 
 export function loadCluster(conn: ClusterConnection, allowCredentialCommands = false): LoadedCluster {
-  const summary = parseKubeconfig(conn.kubeconfig, conn.context ?? undefined, { allowCommands: allowCredentialCommands });
+  const { summary, json } = loadableKubeconfig(conn.kubeconfig, conn.context ?? undefined, { allowCommands: allowCredentialCommands });
   const kc = new KubeConfig();
   try {
-    kc.loadFromString(conn.kubeconfig);
+    // The document as validated (JSON), never the original text: see KubeconfigSummary.json.
+    kc.loadFromString(json);
     kc.setCurrentContext(summary.contextName);
   } catch {
     throw invalidInput("kubeconfig", "could not be loaded by the Kubernetes client");
   }
   const user = kc.getCurrentUser();
+  // What client-node itself will use, checked once more: no file reads, no commands unless allowed.
+  const cluster = kc.getCurrentCluster();
+  const provider = user?.authProvider as { name?: string; config?: Record<string, unknown> } | undefined;
+  if (cluster?.caFile || user?.certFile || user?.keyFile || provider?.config?.tokenFile != null) {
+    throw invalidInput("kubeconfig", "refers to a file on this host; embed the data instead");
+  }
+  const runs = user?.exec != null || provider?.name === "exec" || provider?.config?.exec != null || provider?.config?.["cmd-path"] != null;
+  if (runs && !allowCredentialCommands) {
+    throw invalidInput("kubeconfig", "its user runs a command on the etcd-vault host; set ETCD_VAULT_ALLOW_CREDENTIAL_COMMANDS=true to allow that");
+  }
   const secrets = [user?.token, user?.password, user?.keyData, user?.certData, ...proxyPasswords(kc.getCurrentCluster()?.proxyUrl)].filter(
     (s): s is string => !!s && s.length >= 4,
   );

@@ -11,6 +11,7 @@ import { VaultError, conflict } from "../core/errors.js";
 import { Sha256 } from "../core/sha256.js";
 import { hex } from "../crypto/secret-box.js";
 import type { Actor, ServiceContext } from "./context.js";
+import { printableLine, printableText } from "../core/text.js";
 import { abandonCapture, completeCapture, planFromBackup, prepareCapture, type CaptureReport } from "./capture-jobs.js";
 import { connectionFor, getClusterRow, storeFacts } from "./clusters.js";
 import { claimRun, failAttempt, getRunRow, heartbeat, runView, succeedStatement, type RunRow, type RunView } from "./runs.js";
@@ -149,6 +150,7 @@ export async function completeForRunner(
   runId: string,
   report: CaptureReport,
 ) {
+  report = { ...report, pod: printableLine(report.pod) };
   const owner = runnerOwner(actor, runner);
   const run = await heldRun(ctx, runId, owner);
   const { up, b } = await uploadOf(ctx, run);
@@ -194,6 +196,8 @@ export async function failForRunner(
   const owner = runnerOwner(actor, runner);
   const run = await getRunRow(ctx, runId);
   if (run.leaseOwner !== owner || run.state !== "running") throw conflict(`run ${runId} is not leased to this runner (state ${run.state})`);
+  // A stderr tail may hold colour codes or CRLF: cleaned, never refused (the failure must be recorded).
+  err = { code: err.code, message: printableText(err.message), pod: err.pod == null ? null : printableLine(err.pod) };
   const b = run.backupId ? (await ctx.catalog.db.select().from(backups).where(eq(backups.id, run.backupId)).limit(1))[0] : undefined;
   if (b && b.state === "uploading") await abandonCapture(ctx, planFromBackup(b), owner, err, { pod: err.pod ?? null });
   else await failAttempt(ctx, runId, owner, err, { pod: err.pod ?? null });

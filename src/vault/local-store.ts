@@ -135,9 +135,11 @@ export class LocalBlobStore implements BlobStore {
     complete: async (key, uploadId, parts) => {
       const files: string[] = [];
       for (const p of [...parts].sort((a, b) => a.partNumber - b.partNumber)) {
-        const m = /^(\d+):(\d+):([0-9a-f]{16})$/.exec(p.etag);
+        // `n:len` without a tag: a part written before per-request files (an upload in flight
+        // across an upgrade), stored under the untagged name.
+        const m = /^(\d+):(\d+)(?::([0-9a-f]{16}))?$/.exec(p.etag);
         if (!m || Number(m[1]) !== p.partNumber) throw invalidInput("parts", `part ${p.partNumber}: not an etag this store gave out`);
-        const file = this.partPath(key, uploadId, p.partNumber, m[3]!);
+        const file = this.partPath(key, uploadId, p.partNumber, m[3] ?? null);
         const size = await stat(file).then(
           (st) => st.size,
           () => -1,
@@ -181,11 +183,11 @@ export class LocalBlobStore implements BlobStore {
     );
   }
 
-  private partPath(key: string, uploadId: string, partNumber: number, tag: string): string {
+  private partPath(key: string, uploadId: string, partNumber: number, tag: string | null): string {
     if (!/^[0-9a-f]{24}$/.test(uploadId)) throw invalidInput("uploadId", "not an upload id of this store");
     const path = this.pathOf(key);
     const dir = dirname(path);
-    return join(dir, `.${path.slice(dir.length + 1)}.${uploadId}.part${partNumber}-${tag}${TEMP_SUFFIX}`);
+    return join(dir, `.${path.slice(dir.length + 1)}.${uploadId}.part${partNumber}${tag === null ? "" : `-${tag}`}${TEMP_SUFFIX}`);
   }
 
   async get(key: string, range?: { start: number; end?: number }): Promise<GetResult> {
