@@ -192,6 +192,11 @@ describe("cluster registry", () => {
     expectError(await s.call("POST", "/v1/clusters", protoLabels), 400, "invalid_input", "__proto__");
     expectError(await s.call("PATCH", "/v1/clusters/prod-a", `{"labels":{"__proto__":"x"}}`), 400, "invalid_input", "__proto__");
     expectError(await s.call("GET", "/v1/clusters?selector=__proto__%3Dx"), 400, "invalid_input", "__proto__");
+    // Nesting too deep for the key check is refused, not let through unchecked.
+    const deep = `{"name":"deep","kubeconfig":${JSON.stringify(KUBECONFIG)},"labels":{"__proto__":"x"},"junk":${"[".repeat(20000)}${"]".repeat(20000)}}`;
+    const deepRes = await s.call("POST", "/v1/clusters", deep);
+    expect(deepRes.status).toBe(400);
+    expect(deepRes.json.error.code).toBe("invalid_input");
     const manyLabels = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"]));
     expectError(await s.call("POST", "/v1/clusters", { name: "many-labels", kubeconfig: KUBECONFIG, labels: manyLabels }), 400, "invalid_input", "labels: at most 64 labels");
     expectError(await s.call("POST", "/v1/tokens", { name: "x\u0000\n\u001b[31mred", role: "viewer" }), 400, "invalid_input", "name: must not contain control characters");

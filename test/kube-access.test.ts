@@ -202,17 +202,32 @@ current-context: x
     refused(doc(`- name: u\n  user:\n    auth-provider: {name: file, config: {tokenFile: /etc/hostname}}`), "tokenFile");
   });
 
+  it("holds entries no context uses to the same rules, and hands client-node only the used ones", () => {
+    const used = `- name: u\n  user:\n    token: tok-123456\n`;
+    // client-node reads every user's token-file while loading, used or not.
+    refused(doc(`${used}- name: v\n  user:\n    token-file: /etc/passwd`), "token-file");
+    refused(doc(`${used}- name: v\n  user:\n    exec: ${run}`), "exec credential plugin");
+    refused(doc(used).replace("clusters:\n", "clusters:\n- name: spare\n  cluster:\n    server: https://127.0.0.2:6443\n    certificate-authority: /etc/ssl/x.pem\n"), "certificate-authority");
+    // A self-referencing alias is a clear 400-class error, not a crash.
+    refused(doc(`- name: u\n  user:\n    token: tok-123456\n    extra: &loop [*loop]`), "alias that refers to itself");
+    const twoUsers = loadCluster({ kubeconfig: doc(`${used}- name: w\n  user:\n    token: other-token-99\n`) } as ClusterConnection);
+    expect(twoUsers.kc.getUsers().map((u) => u.name)).toEqual(["u"]);
+    expect(twoUsers.kc.getClusters()).toHaveLength(1);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it("loads the document as validated: no YAML merge keys, no dates as names", () => {
     // js-yaml would merge `<<` into a real exec; for the validator it is a key like any other.
     const merged = loadCluster({ kubeconfig: doc(`- name: u\n  user:\n    token: tok-123456\n    <<: {exec: ${run}}`) } as ClusterConnection);
     expect(merged.kc.getCurrentUser()?.exec).toBeUndefined();
     expect(merged.kc.getCurrentUser()?.token).toBe("tok-123456");
-    // js-yaml reads an unquoted 2001-01-01 as a Date and would skip to the quoted twin (exec).
+    // js-yaml reads an unquoted 2001-01-01 as a Date and would skip to the quoted twin.
     const twins = loadCluster({
-      kubeconfig: doc(`- name: 2001-01-01\n  user:\n    token: tok-123456\n- name: "2001-01-01"\n  user:\n    exec: ${run}`, "2001-01-01"),
+      kubeconfig: doc(`- name: 2001-01-01\n  user:\n    token: tok-123456\n- name: "2001-01-01"\n  user:\n    token: the-twin-9999`, "2001-01-01"),
     } as ClusterConnection);
     expect(twins.kc.getCurrentUser()?.token).toBe("tok-123456");
-    expect(twins.kc.getCurrentUser()?.exec).toBeFalsy();
+    // With an exec in the twin it is refused outright (every user is held to the rules).
+    refused(doc(`- name: 2001-01-01\n  user:\n    token: tok-123456\n- name: "2001-01-01"\n  user:\n    exec: ${run}`, "2001-01-01"), "exec credential plugin");
     expect(existsSync(marker)).toBe(false);
   });
 });

@@ -86,8 +86,11 @@ export function createApp(opts: AppOptions): OpenAPIHono<AppEnv> {
         if (key === "__proto__") found = true;
         return value;
       });
-    } catch {
-      return next(); // malformed JSON: the validator answers it
+    } catch (e) {
+      // Malformed JSON: the validator answers it. Anything else (nesting too deep for the
+      // reviver) could hide a key: refused rather than let through unchecked.
+      if (e instanceof SyntaxError) return next();
+      return respondError(c as never, "invalid_input", "body: nested too deeply to be checked");
     }
     if (found) return respondError(c as never, "invalid_input", 'body: a key named "__proto__" is not allowed');
     return next();

@@ -221,5 +221,30 @@ function analyse(text: string, context: string | undefined, options: KubeconfigO
 
   const { server, host } = checkCluster(ctx.cluster, cluster);
   const auth = checkUser(ctx.user, user, options.allowCommands === true);
-  return { summary: { contextName, server, host, auth }, json: JSON.stringify(raw) };
+  // client-node reads every user when it loads a document (a `token-file` of any user is read
+  // right then), so the entries no context here uses are held to the same rules…
+  for (const other of kc.users ?? []) if (other.user !== user) checkUser(other.name, other.user, options.allowCommands === true);
+  for (const other of kc.clusters ?? []) {
+    if (other.cluster !== cluster && other.cluster["certificate-authority"]) {
+      throw fail(`cluster '${other.name}': certificate-authority (a file path) is not supported; embed certificate-authority-data`);
+    }
+  }
+  // …and the client gets only the entries this context uses, as validated.
+  const byName = <E extends { name: string }>(list: E[] | null | undefined, name: string) => (list ?? []).find((e) => e.name === name);
+  const rawDoc = raw as Record<string, unknown>;
+  const minimal = {
+    apiVersion: rawDoc.apiVersion ?? "v1",
+    kind: rawDoc.kind ?? "Config",
+    clusters: [byName(rawDoc.clusters as Array<{ name: string }>, ctx.cluster)],
+    users: [byName(rawDoc.users as Array<{ name: string }>, ctx.user)],
+    contexts: [byName(rawDoc.contexts as Array<{ name: string }>, contextName)],
+    "current-context": contextName,
+  };
+  let json: string;
+  try {
+    json = JSON.stringify(minimal);
+  } catch {
+    throw fail("contains an alias that refers to itself");
+  }
+  return { summary: { contextName, server, host, auth }, json };
 }
