@@ -133,6 +133,15 @@ describe("policy retention", () => {
     const a = await manual();
     now += 3_600_000;
     const b = await manual();
+    // manual=true lists only manual backups, manual=false only policy ones (it used to list all).
+    const onlyManual = (await s.call("GET", "/v1/backups?cluster=prod-a&manual=true&limit=100")).json.items;
+    const onlyPolicy = (await s.call("GET", "/v1/backups?cluster=prod-a&manual=false&limit=100")).json.items;
+    expect(onlyManual.map((x: any) => x.id)).toEqual(expect.arrayContaining([a, b]));
+    expect(onlyManual.every((x: any) => x.policy === null)).toBe(true);
+    expect(onlyPolicy.length).toBeGreaterThan(0);
+    expect(onlyPolicy.every((x: any) => x.policy !== null)).toBe(true);
+    const all = (await s.call("GET", "/v1/backups?cluster=prod-a&limit=100")).json.items;
+    expect(onlyManual.length + onlyPolicy.length).toBe(all.length);
     now += 31 * 86_400_000;
     const plan = (await s.call("POST", "/v1/retention/plan", { cluster: "prod-a" })).json;
     const manualDeletes = plan.delete.filter((d: any) => d.policy === null).map((d: any) => d.backupId);

@@ -85,6 +85,36 @@ describe("policies: validation and description", () => {
   });
 });
 
+describe("pausing or deleting a policy stops its queued runs", () => {
+  it("cancels the runs it queued that nobody started, with the reason", async () => {
+    let now = Date.parse("2026-11-20T10:17:00Z");
+    const s = await startTestService({}, { clock: { now: () => new Date(now) } });
+    try {
+      for (let i = 0; i < 2; i++) await s.call("POST", "/v1/clusters", { name: `c${i}`, labels: { env: "prod" }, kubeconfig: KC("https://127.0.0.1:1") });
+      for (const name of ["paused-one", "deleted-one"]) {
+        expect((await s.call("POST", "/v1/policies", { name, selector: { matchLabels: { env: "prod" } }, schedule: "0 * * * *", retention: { last: 3 }, recipients: [RCPT] })).status).toBe(201);
+      }
+      now = Date.parse("2026-11-20T11:00:30Z");
+      expect((await tick(s.svc)).created).toBe(4);
+      expect((await s.call("PATCH", "/v1/policies/paused-one", { paused: true })).status).toBe(200);
+      expect((await s.call("DELETE", "/v1/policies/deleted-one")).status).toBe(204);
+      for (const [policy, why] of [["paused-one", "policy paused"], ["deleted-one", "policy deleted"]]) {
+        const items = (await s.call("GET", `/v1/runs?policy=${policy}`)).json.items;
+        expect(items).toHaveLength(2);
+        for (const r of items) {
+          expect(r.state).toBe("cancelled");
+          expect(r.error.message).toBe(why);
+        }
+      }
+      // Nothing is left to claim, and a later tick queues nothing for either.
+      now = Date.parse("2026-11-20T12:00:30Z");
+      expect((await tick(s.svc)).created).toBe(0);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
 describe("spread offsets stored with the membership", () => {
   it("records each pair's hash; the tick offsets runs by it and hashes memberships of older catalogs once", async () => {
     let now = Date.parse("2026-11-20T10:17:00Z");

@@ -87,7 +87,7 @@ export function backupRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      return c.json(await listBackups(c.get("ctx"), { ...q, manual: q.manual === "true" }), 200);
+      return c.json(await listBackups(c.get("ctx"), { ...q, manual: q.manual === undefined ? undefined : q.manual === "true" }), 200);
     },
   );
   app.openapi(

@@ -54,7 +54,7 @@ const Complete = z
     }),
     // Checked in the handler: facts that do not pass become null (the backup keeps no facts)
     // instead of refusing a good capture.
-    facts: z.unknown().openapi({ description: "The cluster's facts (as Cluster.facts) or null; facts that do not validate are dropped, not the backup" }),
+    facts: z.unknown().optional().openapi({ description: "The cluster's facts (as Cluster.facts) or null; facts that do not validate are dropped, not the backup" }),
     etcd: z.object({ revision: z.number().nullable(), keys: z.number().nullable() }).optional(),
   })
   .openapi("RunnerComplete");

@@ -1,7 +1,7 @@
 // Backups in the catalog. Only `available` backups are offered for download, counted by
 // retention or shown as protection.
 
-import { and, desc, eq, isNull, lt, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, sql, type SQL, isNotNull } from "drizzle-orm";
 import { backups } from "../catalog/schema.js";
 import type { Backup } from "../core/backup-types.js";
 import { conflict, notFound, VaultError } from "../core/errors.js";
@@ -57,7 +57,7 @@ interface PreparedList {
 const listQueries = new WeakMap<object, Map<string, PreparedList>>();
 
 function listQuery(ctx: ServiceContext, q: ListFilters, cursor: boolean): PreparedList {
-  const key = [q.cluster !== undefined, q.policy !== undefined, q.manual === true, q.state !== undefined, cursor].map(Number).join("");
+  const key = [q.cluster !== undefined, q.policy !== undefined, q.manual === undefined ? 2 : Number(q.manual), q.state !== undefined, cursor].map(Number).join("");
   let byShape = listQueries.get(ctx.catalog.db);
   if (!byShape) listQueries.set(ctx.catalog.db, (byShape = new Map()));
   let prepared = byShape.get(key);
@@ -65,12 +65,14 @@ function listQuery(ctx: ServiceContext, q: ListFilters, cursor: boolean): Prepar
     const conds: SQL[] = [];
     if (q.cluster !== undefined) conds.push(eq(backups.cluster, sql.placeholder("cluster")));
     if (q.policy !== undefined) conds.push(eq(backups.policy, sql.placeholder("policy")));
-    if (q.manual) conds.push(isNull(backups.policy));
+    // manual=true: manual backups only; manual=false: policy backups only.
+    if (q.manual === true) conds.push(isNull(backups.policy));
+    if (q.manual === false) conds.push(isNotNull(backups.policy));
     // Alone, state is served by backups_state_id_idx in id order. With another filter, `+state`
     // keeps SQLite (no ANALYZE statistics) from choosing that index anyway and walking every
     // backup in the state newest first: 80 s for one cluster's available backups over 1M.
     if (q.state !== undefined) {
-      const alone = q.cluster === undefined && q.policy === undefined && !q.manual;
+      const alone = q.cluster === undefined && q.policy === undefined && q.manual === undefined;
       conds.push(alone ? eq(backups.state, sql.placeholder("state")) : sql`+${backups.state} = ${sql.placeholder("state")}`);
     }
     if (cursor) conds.push(lt(backups.id, sql.placeholder("after")));

@@ -1,8 +1,8 @@
 // Fleet policies: a label selector, a schedule (cron or @every) in a time zone with a spread, an
 // RPO, retention rules, recipients and a target. One policy covers every matching cluster.
 
-import { asc, eq } from "drizzle-orm";
-import { clusters, policies, policyMembers } from "../catalog/schema.js";
+import { and, asc, eq } from "drizzle-orm";
+import { clusters, policies, policyMembers, runs } from "../catalog/schema.js";
 import { conflict, invalidInput, notFound } from "../core/errors.js";
 import { checkLabels, matchesLabels } from "../core/labels.js";
 import { formatDuration, parseDuration } from "../core/duration.js";
@@ -133,8 +133,11 @@ export async function patchPolicy(ctx: RequestContext, name: string, patch: Part
   };
   const n = await normalise(ctx, merged);
   const now = ctx.clock.now().getTime();
+  const pausing = n.paused && !row.paused;
   await ctx.catalog.atomically([
     ctx.catalog.db.update(policies).set({ ...n, updatedAt: now }).where(eq(policies.name, name)),
+    // Paused means no more captures: the runs it queued and nobody started yet go too.
+    ...(pausing ? [cancelQueuedRuns(ctx, name, now, "policy paused")] : []),
     auditStatement(ctx, { action: "policy.update", subject: `policy/${name}`, detail: { fields: Object.keys(patch) } }),
   ]);
   await ctx.catalog.atomically(await membershipStatements(ctx, { policy: name }, now));
@@ -144,11 +147,22 @@ export async function patchPolicy(ctx: RequestContext, name: string, patch: Part
 /** Deleting a policy keeps its backups: they are never deleted automatically afterwards. */
 export async function deletePolicy(ctx: RequestContext, name: string): Promise<void> {
   await getPolicyRow(ctx, name);
+  const now = ctx.clock.now().getTime();
   await ctx.catalog.atomically([
     ctx.catalog.db.delete(policyMembers).where(eq(policyMembers.policy, name)),
     ctx.catalog.db.delete(policies).where(eq(policies.name, name)),
+    // Its queued runs would otherwise still be captured, with the deleted policy's recipients.
+    cancelQueuedRuns(ctx, name, now, "policy deleted"),
     auditStatement(ctx, { action: "policy.delete", subject: `policy/${name}` }),
   ]);
+}
+
+/** Queued (not yet started) runs of a policy → cancelled with `why`; a running capture finishes. */
+function cancelQueuedRuns(ctx: ServiceContext, policy: string, now: number, why: string) {
+  return ctx.catalog.db
+    .update(runs)
+    .set({ state: "cancelled", finishedAt: now, nextAttemptAt: null, errorCode: "cancelled", errorMessage: why })
+    .where(and(eq(runs.policy, policy), eq(runs.state, "queued")));
 }
 
 /** The policy with the clusters it matches, each with its next slot and notBefore. */
