@@ -164,5 +164,23 @@ describe("metrics", () => {
     expect(m.text).toMatch(/etcd_vault_runs\{state="succeeded"\} \d+/);
     expect(m.text).toMatch(/etcd_vault_backups\{state="available"\} \d+/);
     expect(m.text).toMatch(/etcd_vault_last_backup_age_seconds\{cluster="prod-a"\} \d+/);
+    // Deleted backups are counted, but their bytes are gone: not reported as stored.
+    expect(m.text).toMatch(/etcd_vault_backups\{state="deleted"\} [1-9]/);
+    expect(m.text).not.toContain('etcd_vault_backup_bytes{state="deleted"}');
+    expect(m.text).toMatch(/etcd_vault_backup_bytes\{state="available"\} [1-9]/);
+
+    // A cluster that just started matching a policy has no backup yet and is not late yet; it is
+    // once the RPO has passed since.
+    // (Unreachable, so a timer tick in between cannot give it a backup.)
+    const unreachable = f.sim.kubeconfig.replace(/server: \S+/, "server: https://127.0.0.1:1");
+    expect(unreachable).toContain("https://127.0.0.1:1");
+    const fresh = await s.call("POST", "/v1/clusters", { name: "fresh-one", labels: { tier: "fresh" }, kubeconfig: unreachable, recipients: [f.recipient] });
+    expect(fresh.status).toBe(201);
+    expect((await s.call("POST", "/v1/policies", { name: "fresh-hourly", selector: { matchLabels: { tier: "fresh" } }, schedule: "@every 1h", retention: { last: 2 }, recipients: [f.recipient] })).status).toBe(201);
+    const soon = (await s.call("GET", "/metrics")).text;
+    expect(soon).toContain('etcd_vault_rpo_breached{cluster="fresh-one"} 0');
+    now += 2 * 3_600_000; // past the default RPO (1.5 h) with still no backup
+    const late = (await s.call("GET", "/metrics")).text;
+    expect(late).toContain('etcd_vault_rpo_breached{cluster="fresh-one"} 1');
   });
 });
