@@ -3,29 +3,22 @@
 
 import { z } from "@hono/zod-openapi";
 import { DNS_LABEL } from "../core/ids.js";
+import { hasLoneSurrogate, hasUnprintable } from "../core/text.js";
 
 export const Name = z.string().regex(DNS_LABEL, "must be a DNS label: lowercase letters, digits and '-', at most 63");
 export const Labels = z.record(z.string(), z.string()).refine((l) => Object.keys(l).length <= 64, "at most 64 labels");
 
 /**
- * Text that ends up in responses, logs, RESTORE.md: no control characters (with `multiline`, tabs
- * and newlines are allowed, for messages that carry a stderr tail) and no lone surrogates.
+ * Free text people name things with, which ends up in responses, logs and RESTORE.md: non-empty,
+ * one line, no control characters, bidi controls or lone surrogates (core/text.ts).
  */
-export const Printable = (max: number, opts: { multiline?: boolean; min?: number } = {}) =>
+export const Text = (max: number) =>
   z
     .string()
-    .min(opts.min ?? 0)
+    .min(1)
     .max(max)
-    .refine(
-      // eslint-disable-next-line no-control-regex
-      (s) =>
-        !(opts.multiline ? /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/ : /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/).test(s),
-      "must not contain control characters (or bidi controls, line separators)",
-    )
-    .refine((s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s), "must be well-formed Unicode (no lone surrogates)");
-
-/** Free text people name things with: non-empty, printable. */
-export const Text = (max: number) => Printable(max, { min: 1 });
+    .refine((s) => !hasUnprintable(s), "must not contain control characters (or bidi controls, line separators)")
+    .refine((s) => !hasLoneSurrogate(s), "must be well-formed Unicode (no lone surrogates)");
 export const Rfc3339 = z.iso.datetime({ offset: true });
 
 export const ErrorEnvelope = z
@@ -103,7 +96,7 @@ export const Facts = z.object({
   kubernetesVersion: Text(128).nullable(),
   deckhouseVersion: Text(128).nullable(),
   multiMaster: z.boolean(),
-  discoveredAt: z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/, "must be an RFC 3339 time"),
+  discoveredAt: Rfc3339,
 });
 
 export const Cluster = z
