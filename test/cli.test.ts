@@ -37,6 +37,7 @@ describe("etcd-vault CLI", () => {
       ["ETCD_VAULT_SCHEDULER", "maybe", "on"],
       ["ETCD_VAULT_LEASE", "2 minutes", "duration"],
       ["ETCD_VAULT_STORAGE", "ftp://x", "file://"],
+      ["ETCD_VAULT_LISTEN_HOST", "not a host!", "IP address or a host name"],
     ] as const) {
       const r = await runCli(["serve"], { ETCD_VAULT_DATA_DIR: dir, [name]: value });
       expect(r.code, name).not.toBe(0);
@@ -96,11 +97,18 @@ describe("etcd-vault CLI", () => {
     for (const f of readdirSync(dir).filter((n) => n.startsWith("catalog.db"))) {
       expect(readFileSync(join(dir, f)).includes(Buffer.from(secret)), f).toBe(false);
     }
-    const second = startCli(["serve"], env);
+    // Second start, listening on 127.0.0.2 only (every 127/8 address is loopback on Linux).
+    const second = startCli(["serve"], { ...env, ETCD_VAULT_LISTEN_HOST: "127.0.0.2" });
     for (let i = 0; i < 100 && !second.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 100));
     expect(second.output()).not.toMatch(/evt_/);
-    const again = await fetch(`http://127.0.0.1:${port}/v1/tokens`, { headers: { authorization: `Bearer ${token}` } });
+    expect(second.output()).toContain('"host":"127.0.0.2"');
+    const again = await fetch(`http://127.0.0.2:${port}/v1/tokens`, { headers: { authorization: `Bearer ${token}` } });
     expect(again.status).toBe(200);
+    const elsewhere = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => `answered ${r.status}`,
+      (e: Error & { cause?: { code?: string } }) => e.cause?.code,
+    );
+    expect(elsewhere).toBe("ECONNREFUSED");
     second.kill("SIGTERM");
     await second.exited;
     rmSync(dir, { recursive: true, force: true });

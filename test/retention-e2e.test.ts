@@ -89,6 +89,7 @@ describe("policy retention", () => {
     expect((await s.call("PUT", `/v1/backups/${ids[1]}/hold`, { reason: "incident 42" })).status).toBe(200);
     const applied = (await s.call("POST", "/v1/retention/apply", { policy: "hourly", expect: [ids[0], ids[1], "01NOTPLANNED"] })).json;
     expect(applied.deleted).toEqual([ids[0]]);
+    expect(applied.summary.mode).toBe("apply");
     expect((await s.call("GET", `/v1/backups/${ids[0]}`)).json.state).toBe("deleted");
     expect(await objectsOf(ids[0]!)).toEqual([]);
     const after = await listKeys(f);

@@ -156,6 +156,23 @@ describe("remote runners", () => {
     res = await fetch(`${url}/v1/runners/runs/${q.json.id}/heartbeat`, { method: "POST", headers });
     expect(res.status).toBe(409);
     await s.call("POST", `/v1/runs/${q.json.id}/cancel`);
+
+    // Cancelling a run the ghost holds: it says so at once, and ends cancelled when the runner obeys.
+    const q2 = await s.call("POST", "/v1/clusters/other/backups", { target: "s3" });
+    res = await fetch(`${url}/v1/runners/claim`, { method: "POST", headers, body: JSON.stringify({ waitSeconds: 5 }) });
+    expect((await res.json()).run.id).toBe(q2.json.id);
+    const asked = await s.call("POST", `/v1/runs/${q2.json.id}/cancel`);
+    expect(asked.status).toBe(200);
+    expect(asked.json).toMatchObject({ state: "running", cancelRequested: true });
+    expect((await s.call("GET", `/v1/runs/${q2.json.id}`)).json.cancelRequested).toBe(true);
+    res = await fetch(`${url}/v1/runners/runs/${q2.json.id}/heartbeat`, { method: "POST", headers });
+    expect(res.status).toBe(409);
+    expect((await res.json()).error.message).toContain("was cancelled");
+    res = await fetch(`${url}/v1/runners/runs/${q2.json.id}/fail`, { method: "POST", headers, body: JSON.stringify({ code: "cancelled", message: "told to stop" }) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ state: "cancelled", cancelRequested: true, lease: null });
+    // A second cancel of a finished run is a conflict, not a change.
+    expect((await s.call("POST", `/v1/runs/${q2.json.id}/cancel`)).status).toBe(409);
   });
 
   it("checks what a runner sends: damaged parts are not stored, racing parts never mix, empty or implausible captures are refused", async () => {

@@ -83,6 +83,19 @@ describe("policies: validation and description", () => {
     // Berlin is UTC+1 in November: "0 */6" local = 11:00 UTC next.
     expect(d.clusters[0].nextSlot).toBe("2026-11-20T11:00:00.000Z");
   });
+
+  it("shows the slot the tick will fire: never one from before the policy existed", async () => {
+    // Created at 10:17 with up to 59 min of spread: c0's offset (~29 min) puts the 10:00 slot's
+    // notBefore at ~10:29, still ahead — but 10:00 is before the policy, so its first run is 11:00.
+    expect(spreadOffsetMs("c0", "p2", 59 * 60_000)).toBeGreaterThan(17 * 60_000);
+    expect((await s.call("POST", "/v1/policies", { ...base, name: "p2", schedule: "0 * * * *", spread: "59m" })).status).toBe(201);
+    const d = (await s.call("GET", "/v1/policies/p2")).json;
+    expect(d.clusters.map((c: any) => [c.name, c.nextSlot])).toEqual([
+      ["c0", "2026-11-20T11:00:00.000Z"],
+      ["c1", "2026-11-20T11:00:00.000Z"],
+    ]);
+    expect((await tick(s.svc)).created).toBe(0);
+  });
 });
 
 describe("pausing or deleting a policy stops its queued runs", () => {
@@ -109,6 +122,20 @@ describe("pausing or deleting a policy stops its queued runs", () => {
       // Nothing is left to claim, and a later tick queues nothing for either.
       now = Date.parse("2026-11-20T12:00:30Z");
       expect((await tick(s.svc)).created).toBe(0);
+
+      // Resumed at 12:20, the policy starts afresh: the 12:00 slot fell inside the pause and
+      // never runs; the first runs are 13:00's, which the description shows.
+      now = Date.parse("2026-11-20T12:20:00Z");
+      expect((await s.call("PATCH", "/v1/policies/paused-one", { paused: false })).status).toBe(200);
+      expect((await s.call("GET", "/v1/policies/paused-one")).json.clusters.map((c: any) => c.nextSlot)).toEqual([
+        "2026-11-20T13:00:00.000Z",
+        "2026-11-20T13:00:00.000Z",
+      ]);
+      expect((await tick(s.svc)).created).toBe(0);
+      now = Date.parse("2026-11-20T13:00:30Z");
+      expect((await tick(s.svc)).created).toBe(2);
+      const slots = (await s.call("GET", "/v1/runs?policy=paused-one&state=queued")).json.items.map((r: any) => r.slot);
+      expect(slots).toEqual(["2026-11-20T13:00:00.000Z", "2026-11-20T13:00:00.000Z"]);
     } finally {
       await s.stop();
     }

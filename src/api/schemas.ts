@@ -171,6 +171,7 @@ export const Run = z
       totalMs: z.number().nullable(),
     }),
     lease: z.object({ owner: z.string(), expiresAt: z.string() }).nullable(),
+    cancelRequested: z.boolean().openapi({ description: "A cancel was asked for while running; the run ends cancelled at its runner's next heartbeat." }),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),

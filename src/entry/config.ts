@@ -2,12 +2,19 @@
 // with the variable's name and the reason; nothing below entry/ reads process.env.
 
 import { z } from "zod";
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { durationSetting } from "../core/duration-setting.js";
 import { ADMIN_TOKEN_FORM_MESSAGE, ISSUED_TOKEN } from "../services/tokens.js";
 
 export const envSchema = z.object({
   PORT: z.coerce.number().int().min(1).max(65535).default(8080),
+  // All interfaces by default (the container image and Kubernetes need that); 127.0.0.1 keeps a
+  // workstation's service to itself.
+  ETCD_VAULT_LISTEN_HOST: z
+    .string()
+    .refine((v) => isIP(v) !== 0 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(v), "must be an IP address or a host name to listen on, like 127.0.0.1 or ::")
+    .default("0.0.0.0"),
   ETCD_VAULT_DATA_DIR: z.string().min(1).default("./var"),
   ETCD_VAULT_STORAGE: z
     .string()

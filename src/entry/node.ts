@@ -102,8 +102,9 @@ export async function buildNodeService(
 
 export async function serveNode(config: Config): Promise<{ server: ServerType; service: NodeService }> {
   const service = await buildNodeService(config);
-  const server = serve({ fetch: service.app.fetch, port: config.PORT, hostname: "0.0.0.0" });
+  const server = serve({ fetch: service.app.fetch, port: config.PORT, hostname: config.ETCD_VAULT_LISTEN_HOST });
   service.svc.log.info("etcd-vault listening", {
+    host: config.ETCD_VAULT_LISTEN_HOST,
     port: config.PORT,
     dataDir: config.dataDir,
     publicUrl: config.publicUrl,

@@ -134,10 +134,14 @@ export async function patchPolicy(ctx: RequestContext, name: string, patch: Part
   const n = await normalise(ctx, merged);
   const now = ctx.clock.now().getTime();
   const pausing = n.paused && !row.paused;
+  const resuming = !n.paused && row.paused;
   await ctx.catalog.atomically([
     ctx.catalog.db.update(policies).set({ ...n, updatedAt: now }).where(eq(policies.name, name)),
     // Paused means no more captures: the runs it queued and nobody started yet go too.
     ...(pausing ? [cancelQueuedRuns(ctx, name, now, "policy paused")] : []),
+    // Resumed, it starts afresh like a new policy: the first run is at the first slot after now,
+    // not the slot that fell inside the pause (take a manual backup for "now").
+    ...(resuming ? [ctx.catalog.db.update(policyMembers).set({ since: now }).where(eq(policyMembers.policy, name))] : []),
     auditStatement(ctx, { action: "policy.update", subject: `policy/${name}`, detail: { fields: Object.keys(patch) } }),
   ]);
   await ctx.catalog.atomically(await membershipStatements(ctx, { policy: name }, now));
@@ -171,10 +175,15 @@ export async function describePolicy(ctx: ServiceContext, name: string) {
   const now = ctx.clock.now().getTime();
   const schedule = new Schedule({ schedule: row.schedule, timezone: row.timezone, spread: row.spread }, { now: new Date(now) });
   const all = await ctx.catalog.db.select({ name: clusters.name, labels: clusters.labels }).from(clusters).orderBy(asc(clusters.name));
+  // The tick never fires a slot at or before a membership's `since` (when the cluster started
+  // matching, or the policy was created or resumed); a cluster the tick has not recorded yet
+  // starts now.
+  const members = await ctx.catalog.db.select({ cluster: policyMembers.cluster, since: policyMembers.since }).from(policyMembers).where(eq(policyMembers.policy, name));
+  const since = new Map(members.map((m) => [m.cluster, m.since]));
   const matching = all
     .filter((c) => matchesLabels(c.labels, row.selector.matchLabels))
     .map((c) => {
-      const next = schedule.forPair(c.name, row.name).nextRun(now);
+      const next = schedule.forPair(c.name, row.name).nextRun(now, since.get(c.name) ?? now);
       return { name: c.name, nextSlot: next?.slot.toISOString() ?? null, notBefore: next?.notBefore.toISOString() ?? null };
     });
   return { ...policyView(row), clusters: matching };

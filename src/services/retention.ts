@@ -264,7 +264,7 @@ export async function applyRetention(
   const expect = scope.expect ? new Set(scope.expect) : null;
   const ids = plan.delete.map((d) => d.backupId).filter((id) => !expect || expect.has(id));
   const deleted = await markAndSweep(ctx, ids);
-  return { ...plan, deleted };
+  return { ...plan, summary: { ...plan.summary, mode: "apply" }, deleted };
 }
 
 async function markAndSweep(ctx: ServiceContext & Partial<RequestContext>, ids: string[]): Promise<string[]> {

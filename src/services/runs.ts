@@ -30,6 +30,8 @@ export interface RunView {
   bytes: number;
   timings: { execFirstByteMs: number | null; streamMs: number | null; uploadMs: number | null; totalMs: number | null };
   lease: { owner: string; expiresAt: string } | null;
+  /** A cancel was asked for while the run was running: it ends `cancelled` at the runner's next heartbeat. */
+  cancelRequested: boolean;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -60,6 +62,7 @@ export function runView(r: RunRow): RunView {
       totalMs: t.totalMs ?? null,
     },
     lease: r.leaseOwner && r.leaseExpiresAt ? { owner: r.leaseOwner, expiresAt: iso(r.leaseExpiresAt)! } : null,
+    cancelRequested: r.cancelRequested,
     createdAt: iso(r.createdAt)!,
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),
@@ -310,13 +313,13 @@ export async function cancelRun(ctx: RequestContext, id: string): Promise<RunRow
   if (r.state !== "queued" && r.state !== "running") throw conflict(`run ${id} is already ${r.state}`);
   const now = ctx.clock.now().getTime();
   await ctx.catalog.atomically([
-    r.state === "queued"
-      ? ctx.catalog.db
-          .update(runs)
-          .set({ state: "cancelled", cancelRequested: true, finishedAt: now, errorCode: "cancelled", errorMessage: "cancelled by " + ctx.actor.name, nextAttemptAt: null })
-          .where(and(eq(runs.id, id), eq(runs.state, "queued")))
-      : // A running capture sees the flag at its next heartbeat (or at once in-process) and aborts.
-        ctx.catalog.db.update(runs).set({ cancelRequested: true }).where(eq(runs.id, id)),
+    // Both, whichever state the run is in by now (a runner may have claimed it since the read).
+    ctx.catalog.db
+      .update(runs)
+      .set({ state: "cancelled", cancelRequested: true, finishedAt: now, errorCode: "cancelled", errorMessage: "cancelled by " + ctx.actor.name, nextAttemptAt: null })
+      .where(and(eq(runs.id, id), eq(runs.state, "queued"))),
+    // A running capture sees the flag at its next heartbeat (or at once in-process) and aborts.
+    ctx.catalog.db.update(runs).set({ cancelRequested: true }).where(and(eq(runs.id, id), eq(runs.state, "running"))),
     auditStatement(ctx, { action: "run.cancel", subject: `run/${id}`, detail: { cluster: r.cluster } }),
   ]);
   ctx.notifyWork();
