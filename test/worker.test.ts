@@ -149,6 +149,12 @@ describe("serverless edition in wrangler's local runtime", () => {
     expect(d.json.facts.etcdPods[0]).toMatchObject({ name: "etcd-master-0", ready: true });
     const runs = await api("GET", "/v1/runs?cluster=prod-a");
     expect(runs.json.items[0]).toMatchObject({ kind: "discover", state: "succeeded" });
+    // Lists are JSON rendered by D1 itself (json_object): the same resource as the single GET.
+    const one = (await api("GET", "/v1/clusters/prod-a")).json;
+    const listed = (await api("GET", "/v1/clusters?selector=env%3Dprod")).json;
+    expect(listed).toEqual({ items: [one], nextCursor: null });
+    expect(one.facts.masters).toEqual([{ name: "master-0", internalIP: "127.0.0.1" }]);
+    expect((await api("GET", `/v1/runs/${runs.json.items[0].id}`)).json).toEqual(runs.json.items[0]);
   });
 
   it("fires the cron handler: tick creates the policy's run, the runner captures it into R2", async () => {
@@ -182,6 +188,7 @@ describe("serverless edition in wrangler's local runtime", () => {
     const list = await api("GET", "/v1/backups?cluster=prod-a");
     expect(list.status).toBe(200);
     const b = list.json.items.find((x: any) => x.id === run.backupId);
+    expect((await api("GET", `/v1/backups/${run.backupId}`)).json).toEqual(b);
     expect(b).toMatchObject({ state: "available", target: "default", policy: "every-2s", recipients: [recipient] });
     expect(b.objectKey).toMatch(new RegExp(`^prod-a/\\d{4}/\\d{2}/\\d{2}/${b.id}\\.db\\.age$`));
     expect(b.plaintext.size % 512).toBe(32);

@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
-import { deleteBackup, getBackup, listBackups, setHold } from "../services/backups.js";
+import { deleteBackup, getBackup, listBackupsJson, setHold } from "../services/backups.js";
 import { requestManualBackup } from "../services/manual-backup.js";
-import { cancelRun, getRunRow, listRuns, runView } from "../services/runs.js";
+import { cancelRun, getRunRow, listRunsJson, runView } from "../services/runs.js";
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
 import {
@@ -45,7 +45,8 @@ export function backupRoutes(app: OpenAPIHono<AppEnv>): void {
       request: { query: ListQuery.extend({ cluster: Name.optional(), policy: Name.optional(), state: RunState.optional() }) },
       responses: { 200: jsonOk(page(Run)), ...errorResponses },
     }),
-    async (c) => c.json(await listRuns(c.get("ctx"), c.req.valid("query")), 200),
+    // JSON text rendered by the catalog (services/runs.ts runJson), sent as it is.
+    async (c) => c.body(await listRunsJson(c.get("ctx"), c.req.valid("query")), 200, { "content-type": "application/json" }) as never,
   );
   app.openapi(
     createRoute({
@@ -87,7 +88,10 @@ export function backupRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      return c.json(await listBackups(c.get("ctx"), { ...q, manual: q.manual === undefined ? undefined : q.manual === "true" }), 200);
+      // JSON text rendered by the catalog (services/backups.ts backupJson), sent as it is; `as
+      // never` because Hono types only c.json's responses as the route's schema.
+      const body = await listBackupsJson(c.get("ctx"), { ...q, manual: q.manual === undefined ? undefined : q.manual === "true" });
+      return c.body(body, 200, { "content-type": "application/json" }) as never;
     },
   );
   app.openapi(

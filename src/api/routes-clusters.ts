@@ -5,7 +5,7 @@ import {
   deleteCluster,
   discoverCluster,
   getCluster,
-  listClusters,
+  listClustersJson,
   patchCluster,
 } from "../services/clusters.js";
 import { requireRole } from "./auth.js";
@@ -37,7 +37,8 @@ export function clusterRoutes(app: OpenAPIHono<AppEnv>): void {
     async (c) => {
       const q = c.req.valid("query");
       const selector = q.selector ? parseSelector(q.selector, "selector") : undefined;
-      return c.json(await listClusters(c.get("ctx"), { ...q, selector }), 200);
+      // JSON text rendered by the catalog (services/clusters.ts clusterJson), sent as it is.
+      return c.body(await listClustersJson(c.get("ctx"), { ...q, selector }), 200, { "content-type": "application/json" }) as never;
     },
   );
   app.openapi(

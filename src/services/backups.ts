@@ -3,11 +3,12 @@
 
 import { and, desc, eq, isNull, lt, sql, type SQL, isNotNull } from "drizzle-orm";
 import { backups } from "../catalog/schema.js";
+import { isoText, isoTextOrNull, jsonBoolean, pageJson } from "../catalog/sql-json.js";
 import type { Backup } from "../core/backup-types.js";
 import { conflict, notFound, VaultError } from "../core/errors.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
-import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+import { decodeCursor, encodeCursor } from "./paging.js";
 
 export type BackupRow = typeof backups.$inferSelect;
 
@@ -44,11 +45,28 @@ export async function getBackup(ctx: ServiceContext, id: string): Promise<Backup
   return backupView(await getBackupRow(ctx, id));
 }
 
+/**
+ * The Backup resource as JSON text, rendered by SQLite: byte for byte `JSON.stringify(backupView(row))`
+ * (same keys in the same order, same values; test/list-json.test.ts compares the two over rows of
+ * every shape). Lists send it as it is (catalog/sql-json.ts). Keep it in step with backupView.
+ */
+export const backupJson = sql<string>`json_object(
+  'id', ${backups.id}, 'cluster', ${backups.cluster}, 'policy', ${backups.policy}, 'runId', ${backups.runId},
+  'state', ${backups.state}, 'createdAt', ${isoText(backups.createdAt)}, 'target', ${backups.target},
+  'objectKey', ${backups.objectKey},
+  'plaintext', json_object('size', coalesce(${backups.plainSize}, 0), 'sha256', coalesce(${backups.plainSha256}, '')),
+  'ciphertext', json_object('size', coalesce(${backups.cipherSize}, 0), 'sha256', coalesce(${backups.cipherSha256}, '')),
+  'etcd', json_object('revision', ${backups.etcdRevision}, 'keys', ${backups.etcdKeys}, 'version', ${backups.etcdVersion}),
+  'recipients', json(${backups.recipients}), 'facts', json(${backups.facts}),
+  'hold', ${jsonBoolean(backups.hold)}, 'holdReason', ${backups.holdReason},
+  'lockedUntil', ${isoTextOrNull(backups.lockedUntil)}
+)`;
+
 type ListFilters = { cluster?: string; policy?: string; manual?: boolean; state?: BackupRow["state"] };
 
 /** A list query compiled once: run with the filter values, the cursor and the limit. */
 interface PreparedList {
-  all(values: Record<string, unknown>): BackupRow[] | Promise<BackupRow[]>;
+  all(values: Record<string, unknown>): Array<{ id: string; json: string }> | Promise<Array<{ id: string; json: string }>>;
 }
 
 // One prepared statement per (catalog, combination of filters). Building the SQL through the query
@@ -77,7 +95,7 @@ function listQuery(ctx: ServiceContext, q: ListFilters, cursor: boolean): Prepar
     }
     if (cursor) conds.push(lt(backups.id, sql.placeholder("after")));
     prepared = ctx.catalog.db
-      .select()
+      .select({ id: backups.id, json: backupJson })
       .from(backups)
       .where(conds.length ? and(...conds) : undefined)
       .orderBy(desc(backups.id))
@@ -88,10 +106,8 @@ function listQuery(ctx: ServiceContext, q: ListFilters, cursor: boolean): Prepar
   return prepared;
 }
 
-export async function listBackups(
-  ctx: ServiceContext,
-  q: ListFilters & { limit: number; cursor?: string },
-): Promise<Page<Backup>> {
+/** A page of backups as the JSON text of a `Page<Backup>` (services/paging.ts), ready to send. */
+export async function listBackupsJson(ctx: ServiceContext, q: ListFilters & { limit: number; cursor?: string }): Promise<string> {
   const after = decodeCursor(q.cursor);
   const rows = await listQuery(ctx, q, after !== null).all({
     cluster: q.cluster,
@@ -100,8 +116,8 @@ export async function listBackups(
     after,
     limit: q.limit + 1,
   });
-  const items = rows.slice(0, q.limit).map(backupView);
-  return { items, nextCursor: rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null };
+  const items = rows.slice(0, q.limit);
+  return pageJson(items.map((r) => r.json), rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null);
 }
 
 export async function setHold(ctx: RequestContext, id: string, reason: string | null): Promise<Backup> {

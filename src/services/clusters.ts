@@ -1,8 +1,9 @@
 // The cluster registry: name, labels, kubeconfig (sealed at rest, never returned), etcd access
 // settings, recipients, runner pool, and the facts found by discovery.
 
-import { and, asc, eq, gt, inArray } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import { backups, clusters, policyMembers, runs } from "../catalog/schema.js";
+import { isoText, pageJson } from "../catalog/sql-json.js";
 import { DEFAULT_ETCD_SETTINGS, type ClusterFacts, type EtcdSettings } from "../core/cluster-types.js";
 import { VaultError, conflict, invalidInput, notFound } from "../core/errors.js";
 import { checkLabelSelector, checkLabels, matchesLabels } from "../core/labels.js";
@@ -12,7 +13,7 @@ import type { ClusterConnection } from "../core/ports.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
 import { membershipStatements } from "./membership.js";
-import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+import { decodeCursor, encodeCursor } from "./paging.js";
 import { DiscoveryQueued } from "./runner-handoff.js";
 
 export interface ClusterView {
@@ -49,19 +50,20 @@ export type ClusterPatch = {
 type Row = typeof clusters.$inferSelect;
 
 /** What clusterView reads: every column but the sealed kubeconfig. */
-const LIST_COLUMNS = {
-  name: clusters.name,
-  labels: clusters.labels,
-  recipients: clusters.recipients,
-  pool: clusters.pool,
-  context: clusters.context,
-  etcd: clusters.etcd,
-  facts: clusters.facts,
-  createdAt: clusters.createdAt,
-  updatedAt: clusters.updatedAt,
-};
+type ViewColumns = Exclude<keyof Row, "kubeconfigSealed">;
 
-export function clusterView(r: Pick<Row, keyof typeof LIST_COLUMNS>): ClusterView {
+/**
+ * The Cluster resource as JSON text, rendered by SQLite: byte for byte `JSON.stringify(clusterView(row))`
+ * (test/list-json.test.ts compares the two). Lists send it as it is (catalog/sql-json.ts). Keep it
+ * in step with clusterView.
+ */
+export const clusterJson = sql<string>`json_object(
+  'name', ${clusters.name}, 'labels', json(${clusters.labels}), 'recipients', json(${clusters.recipients}),
+  'pool', ${clusters.pool}, 'context', ${clusters.context}, 'etcd', json(${clusters.etcd}), 'facts', json(${clusters.facts}),
+  'createdAt', ${isoText(clusters.createdAt)}, 'updatedAt', ${isoText(clusters.updatedAt)}
+)`;
+
+export function clusterView(r: Pick<Row, ViewColumns>): ClusterView {
   return {
     name: r.name,
     labels: r.labels,
@@ -132,21 +134,19 @@ export async function createCluster(ctx: RequestContext, input: ClusterInput): P
   return clusterView(row);
 }
 
-export async function listClusters(
-  ctx: ServiceContext,
-  q: { selector?: Record<string, string>; limit: number; cursor?: string },
-): Promise<Page<ClusterView>> {
+/** A page of clusters as the JSON text of a `Page<ClusterView>` (services/paging.ts), ready to send. */
+export async function listClustersJson(ctx: ServiceContext, q: { selector?: Record<string, string>; limit: number; cursor?: string }): Promise<string> {
   // Names are the key; list in name order (stable, human friendly) and filter labels in memory
   // in pages, so a selector over a large fleet never loads it all at once.
   // Without a selector every row counts, so one page of limit + 1 rows answers; the sealed
   // kubeconfig (the widest column) is never read for a list.
   const page = q.selector ? 500 : q.limit + 1;
-  const out: ClusterView[] = [];
+  const out: Array<{ name: string; json: string }> = [];
   let after = decodeCursor(q.cursor);
   let more = true;
   while (out.length <= q.limit && more) {
     const rows = await ctx.catalog.db
-      .select(LIST_COLUMNS)
+      .select({ name: clusters.name, labels: clusters.labels, json: clusterJson })
       .from(clusters)
       .where(after ? gt(clusters.name, after) : undefined)
       .orderBy(asc(clusters.name))
@@ -154,12 +154,12 @@ export async function listClusters(
     more = rows.length === page;
     for (const r of rows) {
       after = r.name;
-      if (!q.selector || matchesLabels(r.labels, q.selector)) out.push(clusterView(r));
+      if (!q.selector || matchesLabels(r.labels, q.selector)) out.push(r);
       if (out.length > q.limit) break;
     }
   }
   const items = out.slice(0, q.limit);
-  return { items, nextCursor: out.length > q.limit ? encodeCursor(items[items.length - 1]!.name) : null };
+  return pageJson(items.map((r) => r.json), out.length > q.limit ? encodeCursor(items[items.length - 1]!.name) : null);
 }
 
 export async function getCluster(ctx: ServiceContext, name: string): Promise<ClusterView> {

@@ -5,11 +5,12 @@
 
 import { and, desc, eq, lt, sql, type SQL } from "drizzle-orm";
 import { runs } from "../catalog/schema.js";
+import { isoText, isoTextOrNull, jsonBoolean, pageJson } from "../catalog/sql-json.js";
 import { VaultError, conflict, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
-import { decodeCursor, encodeCursor, type Page } from "./paging.js";
+import { decodeCursor, encodeCursor } from "./paging.js";
 
 export type RunRow = typeof runs.$inferSelect;
 export const RETRY_DELAYS_MS = [60_000, 300_000];
@@ -85,9 +86,30 @@ const ACTIVE_RUN = sql.raw(`state in ('queued', 'running')`);
 const FINISHED_RUN = sql.raw(`state not in ('queued', 'running')`);
 const isActiveState = (state: RunRow["state"]) => state === "queued" || state === "running";
 
+/**
+ * The Run resource as JSON text, rendered by SQLite: byte for byte `JSON.stringify(runView(row))`
+ * (test/list-json.test.ts compares the two). Timings are taken from the stored JSON with `->`,
+ * which keeps each value's text as written. Keep it in step with runView.
+ */
+export const runJson = sql<string>`json_object(
+  'id', ${runs.id}, 'kind', ${runs.kind}, 'cluster', ${runs.cluster}, 'policy', ${runs.policy},
+  'slot', ${isoTextOrNull(runs.slot)}, 'notBefore', ${isoText(runs.notBefore)}, 'state', ${runs.state},
+  'attempt', ${runs.attempt}, 'nextAttemptAt', ${isoTextOrNull(runs.nextAttemptAt)}, 'pod', ${runs.pod},
+  'error', case when ${runs.errorCode} <> '' then json_object('code', ${runs.errorCode}, 'message', coalesce(${runs.errorMessage}, '')) end,
+  'bytes', ${runs.bytes},
+  'timings', json_object(
+    'execFirstByteMs', ${runs.timings} -> '$.execFirstByteMs', 'streamMs', ${runs.timings} -> '$.streamMs',
+    'uploadMs', ${runs.timings} -> '$.uploadMs', 'totalMs', ${runs.timings} -> '$.totalMs'),
+  'lease', case when ${runs.leaseOwner} <> '' and ${runs.leaseExpiresAt} <> 0
+    then json_object('owner', ${runs.leaseOwner}, 'expiresAt', ${isoText(runs.leaseExpiresAt)}) end,
+  'cancelRequested', ${jsonBoolean(runs.cancelRequested)},
+  'createdAt', ${isoText(runs.createdAt)}, 'startedAt', ${isoTextOrNull(runs.startedAt)},
+  'finishedAt', ${isoTextOrNull(runs.finishedAt)}, 'backupId', ${runs.backupId}
+)`;
+
 /** A list query compiled once: run with the filter values, the cursor and the limit. */
 interface PreparedList {
-  all(values: Record<string, unknown>): RunRow[] | Promise<RunRow[]>;
+  all(values: Record<string, unknown>): Array<{ id: string; json: string }> | Promise<Array<{ id: string; json: string }>>;
 }
 
 // One prepared statement per (catalog, combination of filters), as for backups: building and
@@ -110,7 +132,7 @@ function listQuery(ctx: ServiceContext, q: RunFilters, cursor: boolean): Prepare
     if (cursor) conds.push(lt(runs.id, sql.placeholder("after")));
     const select = (extra: SQL[]) => {
       const where = [...extra, ...conds];
-      return ctx.catalog.db.select().from(runs).where(where.length ? and(...where) : undefined);
+      return ctx.catalog.db.select({ id: runs.id, json: runJson }).from(runs).where(where.length ? and(...where) : undefined);
     };
     const cluster = eq(runs.cluster, sql.placeholder("cluster"));
     const query =
@@ -128,7 +150,8 @@ function listQuery(ctx: ServiceContext, q: RunFilters, cursor: boolean): Prepare
   return prepared;
 }
 
-export async function listRuns(ctx: ServiceContext, q: RunFilters & { limit: number; cursor?: string }): Promise<Page<RunView>> {
+/** A page of runs as the JSON text of a `Page<RunView>` (services/paging.ts), ready to send. */
+export async function listRunsJson(ctx: ServiceContext, q: RunFilters & { limit: number; cursor?: string }): Promise<string> {
   const after = decodeCursor(q.cursor);
   const rows = await listQuery(ctx, q, Boolean(after)).all({
     cluster: q.cluster,
@@ -137,8 +160,8 @@ export async function listRuns(ctx: ServiceContext, q: RunFilters & { limit: num
     after,
     limit: q.limit + 1,
   });
-  const items = rows.slice(0, q.limit).map(runView);
-  return { items, nextCursor: rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null };
+  const items = rows.slice(0, q.limit);
+  return pageJson(items.map((r) => r.json), rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null);
 }
 
 /** A queued or running capture for the cluster, if any (one capture per cluster at a time). */

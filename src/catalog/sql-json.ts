@@ -1,0 +1,27 @@
+// Pieces for rendering resources as JSON text inside SQLite (json_object), byte for byte what
+// JSON.stringify gives for the same view built in JavaScript. List routes send that text as it
+// is: parsing stored JSON columns, building objects and serialising them again was most of a
+// list request's CPU (docs/performance.md). Both SQLite (better-sqlite3) and D1 have these
+// functions.
+
+import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
+
+/** An epoch-ms integer column as `new Date(ms).toISOString()` writes it (exact to the millisecond). */
+export function isoText(column: SQLWrapper): SQL {
+  return sql`strftime('%Y-%m-%dT%H:%M:%fZ', ${column} / 1000.0, 'unixepoch')`;
+}
+
+/** `isoText`, or JSON null when the column is null. */
+export function isoTextOrNull(column: SQLWrapper): SQL {
+  return sql`case when ${column} is null then null else ${isoText(column)} end`;
+}
+
+/** An integer 0/1 column as JSON true/false. */
+export function jsonBoolean(column: SQLWrapper): SQL {
+  return sql`json(case when ${column} then 'true' else 'false' end)`;
+}
+
+/** `{"items":[…],"nextCursor":…}` from rows already rendered as JSON text. */
+export function pageJson(items: string[], nextCursor: string | null): string {
+  return `{"items":[${items.join(",")}],"nextCursor":${nextCursor === null ? "null" : JSON.stringify(nextCursor)}}`;
+}
