@@ -254,6 +254,10 @@ describe("cluster registry", () => {
     const doc = await s.call("GET", "/openapi.json", undefined, null);
     expect(doc.json.openapi).toBe("3.1.0");
     expect(Object.keys(doc.json.paths)).toEqual(expect.arrayContaining(["/v1/clusters", "/v1/clusters/{name}/discover", "/v1/tokens"]));
+    // The one route with a raw body is documented too.
+    const part = doc.json.paths["/v1/runners/runs/{id}/parts/{part}"];
+    expect(Object.keys(part.put.requestBody.content)).toEqual(["application/octet-stream"]);
+    expect(part.put.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(["id", "part", "x-part-sha256"]));
   });
 
   it("refuses to delete a cluster with available backups unless purged", async () => {

@@ -133,7 +133,16 @@ describe("pausing or deleting a policy stops its queued runs", () => {
       ]);
       expect((await tick(s.svc)).created).toBe(0);
       now = Date.parse("2026-11-20T13:00:30Z");
-      expect((await tick(s.svc)).created).toBe(2);
+      expect((await s.call("POST", "/v1/tick")).json.created).toBe(2);
+      expect((await s.call("POST", "/v1/tick")).json.created).toBe(0); // changes nothing: not audited
+      const ticks = (await s.call("GET", "/v1/audit?action=scheduler.tick")).json.items;
+      expect(ticks).toHaveLength(1);
+      expect(ticks[0]).toMatchObject({ subject: "scheduler", detail: { created: 2, requeued: 0, deleted: 0 } });
+      expect(ticks[0].actor).toContain("admin");
+      // The deleted policy's definition stays in its audit entry.
+      const gone = (await s.call("GET", "/v1/audit?subject=policy/deleted-one&action=policy.delete")).json.items;
+      expect(gone).toHaveLength(1);
+      expect(gone[0].detail.definition).toMatchObject({ name: "deleted-one", schedule: "0 * * * *", selector: { matchLabels: { env: "prod" } }, recipients: [RCPT] });
       const slots = (await s.call("GET", "/v1/runs?policy=paused-one&state=queued")).json.items.map((r: any) => r.slot);
       expect(slots).toEqual(["2026-11-20T13:00:00.000Z", "2026-11-20T13:00:00.000Z"]);
     } finally {

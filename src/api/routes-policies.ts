@@ -2,6 +2,7 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createPolicy, deletePolicy, describePolicy, listPolicies, patchPolicy } from "../services/policies.js";
 import type { ServiceContext } from "../services/context.js";
 import { tick } from "../scheduler/tick.js";
+import { audit } from "../services/audit.js";
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
 import { NameParam, Policy, PolicyCreate, PolicyDetail, PolicyPatch, TickResult, errorResponses, jsonBody, jsonOk } from "./schemas.js";
@@ -33,7 +34,13 @@ export function policyRoutes(sweep?: (ctx: ServiceContext) => Promise<number>) {
     );
     app.openapi(
       createRoute({ method: "post", path: "/v1/tick", tags: ["scheduler"], middleware: [requireRole("operator")], responses: { 200: jsonOk(TickResult), ...errorResponses } }),
-      async (c) => c.json(await tick(c.get("ctx"), { sweep }), 200),
+      async (c) => {
+        const ctx = c.get("ctx");
+        const result = await tick(ctx, { sweep });
+        // Who made the scheduler act, when a call changed anything (a CronJob calls every minute).
+        if (result.created || result.requeued || result.deleted) await audit(ctx, { action: "scheduler.tick", subject: "scheduler", detail: { ...result } });
+        return c.json(result, 200);
+      },
     );
   };
 }

@@ -101,6 +101,25 @@ export function runnerRoutes(app: OpenAPIHono<AppEnv>): void {
       return c.json(await runnerHeartbeat(ctx, ctx.actor, runnerName(c), c.req.valid("param").id), 200);
     },
   );
+  // A raw body, so a plain Hono route (zod-openapi would read the body as JSON); documented here.
+  app.openAPIRegistry.registerPath({
+    method: "put",
+    path: "/v1/runners/runs/{id}/parts/{part}",
+    tags: ["runners"],
+    summary: "Upload the next part of the run's ciphertext (parts in order, 1 to 10000)",
+    request: {
+      params: z.object({ id: z.string(), part: z.string().regex(/^[1-9][0-9]{0,4}$/).openapi({ description: "Part number, 1 to 10000" }) }),
+      headers: z.object({
+        "x-etcd-vault-runner": z.string().openapi({ description: "The runner process's name" }),
+        "x-part-sha256": z.string().optional().openapi({ description: "SHA-256 of the body in hex; a mismatch is a 400 and nothing is stored" }),
+      }),
+      body: { content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } }, required: true },
+    },
+    responses: {
+      200: jsonOk(z.object({ partNumber: z.number(), size: z.number(), sha256: z.string() })),
+      ...errorResponses,
+    },
+  });
   app.put(
     "/v1/runners/runs/:id/parts/:part",
     requireRole("runner"),

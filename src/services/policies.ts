@@ -150,14 +150,15 @@ export async function patchPolicy(ctx: RequestContext, name: string, patch: Part
 
 /** Deleting a policy keeps its backups: they are never deleted automatically afterwards. */
 export async function deletePolicy(ctx: RequestContext, name: string): Promise<void> {
-  await getPolicyRow(ctx, name);
+  const row = await getPolicyRow(ctx, name);
   const now = ctx.clock.now().getTime();
   await ctx.catalog.atomically([
     ctx.catalog.db.delete(policyMembers).where(eq(policyMembers.policy, name)),
     ctx.catalog.db.delete(policies).where(eq(policies.name, name)),
     // Its queued runs would otherwise still be captured, with the deleted policy's recipients.
     cancelQueuedRuns(ctx, name, now, "policy deleted"),
-    auditStatement(ctx, { action: "policy.delete", subject: `policy/${name}` }),
+    // The definition goes with the row; the audit entry keeps it (recipients are public keys).
+    auditStatement(ctx, { action: "policy.delete", subject: `policy/${name}`, detail: { definition: policyView(row) } }),
   ]);
 }
 
