@@ -89,6 +89,25 @@ describe("manual backup through the simulator into S3", () => {
     expect(readFileSync(side, "utf8")).not.toContain(f.sim.token);
   });
 
+  it("refreshes the facts alongside the capture; a refresh that fails keeps the stored facts, not the backup from happening", async () => {
+    const stored = (await s.call("GET", "/v1/clusters/prod-a")).json.facts;
+    expect(stored.masters).toEqual([{ name: "master-0", internalIP: "127.0.0.1" }]);
+    f.sim.config.forbid = ["/api/v1/nodes"]; // discovery needs the nodes; the capture does not
+    try {
+      const run = await backupNow();
+      expect(run.state).toBe("succeeded");
+      const b = (await s.call("GET", `/v1/backups/${run.backupId}`)).json;
+      expect(b.state).toBe("available");
+      expect(b.facts).toEqual(stored);
+    } finally {
+      f.sim.config.forbid = [];
+    }
+    // With the API answering again, the next capture's facts are new ones.
+    const run = await backupNow();
+    const b = (await s.call("GET", `/v1/backups/${run.backupId}`)).json;
+    expect(Date.parse(b.facts.discoveredAt)).toBeGreaterThan(Date.parse(stored.discoveredAt));
+  });
+
   it("refuses a second capture while one runs, and unknown recipients at request time", async () => {
     const bad = await s.call("POST", "/v1/clusters/prod-a/backups", { target: "s3", recipients: ["age1notarecipient"] });
     expect(bad.status).toBe(400);

@@ -132,12 +132,13 @@ export class Runner {
         const facts = await this.o.access.discover(job.conn, ctl.signal);
         await this.o.backend.discovered(job, facts);
       } else {
-        let facts: ClusterFacts | null = null;
-        try {
-          facts = await this.o.access.discover(job.conn, ctl.signal);
-        } catch (e) {
-          log.warn("refreshing facts before capture failed; using the stored ones", { cluster: job.cluster, error: (e as Error).message });
-        }
+        // The facts are refreshed as the capture starts, alongside it: their API calls (a few
+        // round trips to the API server) no longer hold back the snapshot's first byte, and a
+        // slow or failing refresh never delays or fails the capture.
+        const refreshed: Promise<ClusterFacts | null> = this.o.access.discover(job.conn, ctl.signal).catch((e) => {
+          log.warn("refreshing facts for the capture failed; using the stored ones", { cluster: job.cluster, error: (e as Error).message });
+          return null;
+        });
         const result = await captureSnapshot({
           access: this.o.access,
           conn: job.conn,
@@ -147,6 +148,7 @@ export class Runner {
           signal: ctl.signal,
           log,
         });
+        const facts = await refreshed;
         if (ctl.signal.aborted) throw new VaultError("cancelled", "run cancelled or lease lost");
         await this.o.backend.complete(job, { ...result, facts });
         log.info("capture succeeded", { run: job.runId, cluster: job.cluster, pod: result.pod, bytes: result.plaintext.size, ms: result.timings.totalMs });
