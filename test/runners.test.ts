@@ -260,11 +260,16 @@ describe("remote runners", () => {
     const good = randomBytes(700);
     expect((await put(id, 1, good)).status).toBe(200);
     const badFacts = { masters: [{ name: "m0\u001b[31m", internalIP: "not-an-ip" }], etcdPods: [], etcdVersion: null, kubernetesVersion: null, deckhouseVersion: null, multiMaster: false, discoveredAt: "yesterday" };
-    res = await complete(id, { ...report(544, good), pod: "etcd-\u0000m0", facts: badFacts });
+    res = await complete(id, { ...report(544, good), pod: "etcd-\u0000m0", facts: badFacts, etcd: { revision: 0.1 + 0.2, keys: 1e19 } });
     expect(res.status).toBe(200);
     const kept = await res.json();
     expect(kept.state).toBe("available");
     expect(kept.facts).toBeNull();
+    // Counts that are not counts are not kept either, and the list (rendered by SQLite) shows the
+    // backup exactly as its own GET does.
+    expect(kept.etcd).toMatchObject({ revision: null, keys: null });
+    const listed = (await s.call("GET", "/v1/backups?cluster=pool-c&limit=500")).json.items.find((b: { id: string }) => b.id === kept.id);
+    expect(listed).toEqual((await s.call("GET", `/v1/backups/${kept.id}`)).json);
     id = await claim();
     const fail = (body: unknown) => fetch(`${url}/v1/runners/runs/${id}/fail`, { method: "POST", headers: json, body: JSON.stringify(body) });
     expect((await fail({ code: "exec_failed", message: "ok", pod: "x".repeat(5000) })).status).toBe(400);

@@ -7,8 +7,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startTestService, type TestService } from "./helpers/service.js";
 import { registerFleet, startFleet, waitForRun, type Fleet } from "./helpers/fleet.js";
-import { claimRun, enqueueRun } from "../src/services/runs.js";
+import { cancelRun, claimRun, enqueueRun } from "../src/services/runs.js";
+import type { PendingStatement } from "../src/catalog/db.js";
 import { tick } from "../src/scheduler/tick.js";
+import { refreshFacts } from "../src/scheduler/runner.js";
 import { spreadOffsetMs } from "../src/core/schedule.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -110,6 +112,10 @@ describe("pausing or deleting a policy stops its queued runs", () => {
       now = Date.parse("2026-11-20T11:00:30Z");
       expect((await tick(s.svc)).created).toBe(4);
       expect((await s.call("PATCH", "/v1/policies/paused-one", { paused: true })).status).toBe(200);
+      expect((await s.call("GET", "/v1/policies/paused-one")).json.clusters).toEqual([
+        { name: "c0", nextSlot: null, notBefore: null },
+        { name: "c1", nextSlot: null, notBefore: null },
+      ]);
       expect((await s.call("DELETE", "/v1/policies/deleted-one")).status).toBe(204);
       for (const [policy, why] of [["paused-one", "policy paused"], ["deleted-one", "policy deleted"]]) {
         const items = (await s.call("GET", `/v1/runs?policy=${policy}`)).json.items;
@@ -145,6 +151,74 @@ describe("pausing or deleting a policy stops its queued runs", () => {
       expect(gone[0].detail.definition).toMatchObject({ name: "deleted-one", schedule: "0 * * * *", selector: { matchLabels: { env: "prod" } }, recipients: [RCPT] });
       const slots = (await s.call("GET", "/v1/runs?policy=paused-one&state=queued")).json.items.map((r: any) => r.slot);
       expect(slots).toEqual(["2026-11-20T13:00:00.000Z", "2026-11-20T13:00:00.000Z"]);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe("the facts refresh beside a capture", () => {
+  const job = { cluster: "c0", conn: { name: "c0", kubeconfig: "", etcd: {} } } as never;
+  const logged: string[] = [];
+  const log = { debug: () => {}, info: () => {}, warn: (m: string) => void logged.push(m), error: () => {} } as never;
+  /** A discovery that answers after `ms`, or never; it records whether it was told to stop. */
+  const access = (ms: number | null, seen: { aborted?: boolean }) =>
+    ({
+      discover: (_c: unknown, signal: AbortSignal) =>
+        new Promise((resolve, reject) => {
+          const t = ms === null ? undefined : setTimeout(() => resolve({ masters: [], discoveredAt: "now" }), ms);
+          signal.addEventListener("abort", () => {
+            clearTimeout(t);
+            seen.aborted = true;
+            reject(new Error("aborted"));
+          });
+        }),
+    }) as never;
+
+  it("gives the facts when they come within the grace, null when they do not, and stops the refresh", async () => {
+    const fast: { aborted?: boolean } = {};
+    const a = refreshFacts(access(10, fast), job, new AbortController().signal, log);
+    expect(await a.result(1000)).toEqual({ masters: [], discoveredAt: "now" });
+    a.stop();
+    const hung: { aborted?: boolean } = {};
+    const b = refreshFacts(access(null, hung), job, new AbortController().signal, log);
+    const t0 = Date.now();
+    expect(await b.result(50)).toBeNull();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(hung.aborted).toBeUndefined();
+    b.stop();
+    expect(hung.aborted).toBe(true);
+    expect(logged).toEqual(["refreshing facts took too long; using the stored ones"]);
+    // The run aborted (cancel, lost lease): the refresh stops with it, quietly.
+    const run = new AbortController();
+    const cancelled: { aborted?: boolean } = {};
+    const c = refreshFacts(access(null, cancelled), job, run.signal, log);
+    run.abort();
+    expect(cancelled.aborted).toBe(true);
+    expect(await c.result(1000)).toBeNull();
+    expect(logged).toHaveLength(1);
+  });
+});
+
+describe("cancelling a run that finishes meanwhile", () => {
+  it("is a conflict that changes and audits nothing", async () => {
+    const s = await startTestService({ ETCD_VAULT_SCHEDULER: "off" });
+    try {
+      await s.call("POST", "/v1/clusters", { name: "c0", kubeconfig: KC("https://127.0.0.1:1"), recipients: [RCPT] });
+      const run = await enqueueRun(s.svc, { kind: "capture", cluster: "c0" });
+      // The runner's success lands between cancelRun's read and its write.
+      const catalog = {
+        ...s.svc.catalog,
+        atomically: async (statements: PendingStatement[]) => {
+          s.catalog.sqlite.prepare("update runs set state = 'succeeded', finished_at = 1 where id = ?").run(run.id);
+          return s.svc.catalog.atomically(statements);
+        },
+      };
+      const ctx = { ...s.svc, catalog, actor: { id: "t1", name: "ops", role: "operator" as const, pool: null }, remoteAddr: null, requestId: "r1" };
+      await expect(cancelRun(ctx, run.id)).rejects.toMatchObject({ code: "conflict", message: `run ${run.id} is already succeeded` });
+      const after = (await s.call("GET", `/v1/runs/${run.id}`)).json;
+      expect(after).toMatchObject({ state: "succeeded", cancelRequested: false, error: null });
+      expect((await s.call("GET", `/v1/audit?subject=run/${run.id}&action=run.cancel`)).json.items).toEqual([]);
     } finally {
       await s.stop();
     }

@@ -108,7 +108,7 @@ export function runnerRoutes(app: OpenAPIHono<AppEnv>): void {
     tags: ["runners"],
     summary: "Upload the next part of the run's ciphertext (parts in order, 1 to 10000)",
     request: {
-      params: z.object({ id: z.string(), part: z.string().regex(/^[1-9][0-9]{0,4}$/).openapi({ description: "Part number, 1 to 10000" }) }),
+      params: z.object({ id: z.string(), part: z.string().regex(/^([1-9][0-9]{0,3}|10000)$/).openapi({ description: "Part number, 1 to 10000" }) }),
       headers: z.object({
         "x-etcd-vault-runner": z.string().openapi({ description: "The runner process's name" }),
         "x-part-sha256": z.string().optional().openapi({ description: "SHA-256 of the body in hex; a mismatch is a 400 and nothing is stored" }),

@@ -3,6 +3,10 @@
 // is: parsing stored JSON columns, building objects and serialising them again was most of a
 // list request's CPU (docs/performance.md). Both SQLite (better-sqlite3) and D1 have these
 // functions.
+//
+// "Byte for byte" holds for what the service writes, and only for that: instants and counts as
+// integers (SQLite prints a REAL its own way, e.g. 1.0e+21), booleans as 0/1, JSON columns as
+// JSON.stringify wrote them (json() keeps their text), years 0–9999. Keep every write so.
 
 import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
 

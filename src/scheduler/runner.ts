@@ -132,23 +132,25 @@ export class Runner {
         const facts = await this.o.access.discover(job.conn, ctl.signal);
         await this.o.backend.discovered(job, facts);
       } else {
-        // The facts are refreshed as the capture starts, alongside it: their API calls (a few
-        // round trips to the API server) no longer hold back the snapshot's first byte, and a
-        // slow or failing refresh never delays or fails the capture.
-        const refreshed: Promise<ClusterFacts | null> = this.o.access.discover(job.conn, ctl.signal).catch((e) => {
-          log.warn("refreshing facts for the capture failed; using the stored ones", { cluster: job.cluster, error: (e as Error).message });
-          return null;
-        });
-        const result = await captureSnapshot({
-          access: this.o.access,
-          conn: job.conn,
-          recipients: job.recipients,
-          sink: this.o.backend.sink(job),
-          idleTimeoutMs: this.o.idleTimeoutMs,
-          signal: ctl.signal,
-          log,
-        });
-        const facts = await refreshed;
+        // The facts are refreshed alongside the capture: their API calls (a few round trips to
+        // the API server) do not hold back the snapshot's first byte.
+        const refresh = refreshFacts(this.o.access, job, ctl.signal, log);
+        let result: Awaited<ReturnType<typeof captureSnapshot>>;
+        let facts: ClusterFacts | null;
+        try {
+          result = await captureSnapshot({
+            access: this.o.access,
+            conn: job.conn,
+            recipients: job.recipients,
+            sink: this.o.backend.sink(job),
+            idleTimeoutMs: this.o.idleTimeoutMs,
+            signal: ctl.signal,
+            log,
+          });
+          facts = await refresh.result(FACTS_GRACE_MS);
+        } finally {
+          refresh.stop();
+        }
         if (ctl.signal.aborted) throw new VaultError("cancelled", "run cancelled or lease lost");
         await this.o.backend.complete(job, { ...result, facts });
         log.info("capture succeeded", { run: job.runId, cluster: job.cluster, pod: result.pod, bytes: result.plaintext.size, ms: result.timings.totalMs });
@@ -172,6 +174,44 @@ export class Runner {
       this.wake();
     }
   }
+}
+
+/** How long a finished capture waits for its facts refresh before it completes without it. */
+const FACTS_GRACE_MS = 5_000;
+
+/**
+ * Discovery for a capture, started now. `result` gives the facts, or null — the backup then keeps
+ * the stored ones — when the refresh failed or is still running `graceMs` later; `stop` ends it
+ * (also when the run is aborted), e.g. because the capture failed.
+ */
+export function refreshFacts(access: ClusterAccess, job: ClaimedJob, runSignal: AbortSignal, log: Logger) {
+  const ctl = new AbortController();
+  const stop = () => ctl.abort();
+  runSignal.addEventListener("abort", stop, { once: true });
+  const refreshed = access.discover(job.conn, ctl.signal).catch((e: Error) => {
+    if (!ctl.signal.aborted) log.warn("refreshing facts for the capture failed; using the stored ones", { cluster: job.cluster, error: e.message });
+    return null;
+  });
+  return {
+    async result(graceMs: number): Promise<ClusterFacts | null> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(() => {
+          log.warn("refreshing facts took too long; using the stored ones", { cluster: job.cluster, waitedMs: graceMs });
+          resolve(null);
+        }, graceMs);
+      });
+      try {
+        return await Promise.race([refreshed, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    stop() {
+      ctl.abort();
+      runSignal.removeEventListener("abort", stop);
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

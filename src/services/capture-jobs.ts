@@ -132,8 +132,10 @@ export async function completeCapture(
     plainSha256: report.plaintext.sha256,
     cipherSize: report.ciphertext.size,
     cipherSha256: report.ciphertext.sha256,
-    etcdRevision: report.etcd?.revision ?? null,
-    etcdKeys: report.etcd?.keys ?? null,
+    // Counts, or nothing: a runner's fraction or out-of-range number is not kept (lists render
+    // these columns in SQL, exactly only for integers: catalog/sql-json.ts).
+    etcdRevision: countOrNull(report.etcd?.revision),
+    etcdKeys: countOrNull(report.etcd?.keys),
     etcdVersion: facts?.etcdVersion ?? row.etcdVersion,
     facts,
     updatedAt: now,
@@ -269,3 +271,5 @@ export function planFromBackup(b: typeof backups.$inferSelect, lockMode: Capture
     createdAt: b.createdAt,
   };
 }
+
+const countOrNull = (n: number | null | undefined): number | null => (Number.isSafeInteger(n) && n! >= 0 ? n! : null);

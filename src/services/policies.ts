@@ -184,7 +184,8 @@ export async function describePolicy(ctx: ServiceContext, name: string) {
   const matching = all
     .filter((c) => matchesLabels(c.labels, row.selector.matchLabels))
     .map((c) => {
-      const next = schedule.forPair(c.name, row.name).nextRun(now, since.get(c.name) ?? now);
+      // Paused: nothing fires (a resume starts afresh from that moment).
+      const next = row.paused ? null : schedule.forPair(c.name, row.name).nextRun(now, since.get(c.name) ?? now);
       return { name: c.name, nextSlot: next?.slot.toISOString() ?? null, notBefore: next?.notBefore.toISOString() ?? null };
     });
   return { ...policyView(row), clusters: matching };

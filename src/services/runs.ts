@@ -9,7 +9,7 @@ import { isoText, isoTextOrNull, jsonBoolean, pageJson } from "../catalog/sql-js
 import { VaultError, conflict, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { RequestContext, ServiceContext } from "./context.js";
-import { auditStatement } from "./audit.js";
+import { audit, auditStatement } from "./audit.js";
 import { decodeCursor, encodeCursor } from "./paging.js";
 
 export type RunRow = typeof runs.$inferSelect;
@@ -335,16 +335,20 @@ export async function cancelRun(ctx: RequestContext, id: string): Promise<RunRow
   const r = await getRunRow(ctx, id);
   if (r.state !== "queued" && r.state !== "running") throw conflict(`run ${id} is already ${r.state}`);
   const now = ctx.clock.now().getTime();
-  await ctx.catalog.atomically([
-    // Both, whichever state the run is in by now (a runner may have claimed it since the read).
+  // Both, whichever state the run is in by now (a runner may have claimed it since the read).
+  const [queued, running] = await ctx.catalog.atomically([
     ctx.catalog.db
       .update(runs)
       .set({ state: "cancelled", cancelRequested: true, finishedAt: now, errorCode: "cancelled", errorMessage: "cancelled by " + ctx.actor.name, nextAttemptAt: null })
       .where(and(eq(runs.id, id), eq(runs.state, "queued"))),
     // A running capture sees the flag at its next heartbeat (or at once in-process) and aborts.
     ctx.catalog.db.update(runs).set({ cancelRequested: true }).where(and(eq(runs.id, id), eq(runs.state, "running"))),
-    auditStatement(ctx, { action: "run.cancel", subject: `run/${id}`, detail: { cluster: r.cluster } }),
   ]);
+  if (!ctx.catalog.changes(queued) && !ctx.catalog.changes(running)) {
+    // It finished between the read and the write: nothing was cancelled, nothing is audited.
+    throw conflict(`run ${id} is already ${(await getRunRow(ctx, id)).state}`);
+  }
+  await audit(ctx, { action: "run.cancel", subject: `run/${id}`, detail: { cluster: r.cluster } });
   ctx.notifyWork();
   return getRunRow(ctx, id);
 }
