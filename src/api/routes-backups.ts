@@ -4,6 +4,7 @@ import { requestManualBackup } from "../services/manual-backup.js";
 import { cancelRun, getRunRow, listRunsJson, runView } from "../services/runs.js";
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
+import { jsonText } from "./json-text.js";
 import {
   Backup,
   BackupState,
@@ -45,8 +46,8 @@ export function backupRoutes(app: OpenAPIHono<AppEnv>): void {
       request: { query: ListQuery.extend({ cluster: Name.optional(), policy: Name.optional(), state: RunState.optional() }) },
       responses: { 200: jsonOk(page(Run)), ...errorResponses },
     }),
-    // JSON text rendered by the catalog (services/runs.ts runJson), sent as it is.
-    async (c) => c.body(await listRunsJson(c.get("ctx"), c.req.valid("query")), 200, { "content-type": "application/json" }) as never,
+    // JSON text rendered by the catalog (services/runs.ts runJson).
+    async (c) => jsonText(c, await listRunsJson(c.get("ctx"), c.req.valid("query"))),
   );
   app.openapi(
     createRoute({
@@ -88,10 +89,8 @@ export function backupRoutes(app: OpenAPIHono<AppEnv>): void {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      // JSON text rendered by the catalog (services/backups.ts backupJson), sent as it is; `as
-      // never` because Hono types only c.json's responses as the route's schema.
-      const body = await listBackupsJson(c.get("ctx"), { ...q, manual: q.manual === undefined ? undefined : q.manual === "true" });
-      return c.body(body, 200, { "content-type": "application/json" }) as never;
+      // JSON text rendered by the catalog (services/backups.ts backupJson).
+      return jsonText(c, await listBackupsJson(c.get("ctx"), { ...q, manual: q.manual === undefined ? undefined : q.manual === "true" }));
     },
   );
   app.openapi(

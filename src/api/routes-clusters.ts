@@ -10,6 +10,7 @@ import {
 } from "../services/clusters.js";
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
+import { jsonText } from "./json-text.js";
 import { DiscoveryQueued } from "../services/runner-handoff.js";
 import { Cluster, ClusterCreate, ClusterPatch, ListQuery, NameParam, Run, errorResponses, jsonBody, jsonOk, page } from "./schemas.js";
 
@@ -37,8 +38,8 @@ export function clusterRoutes(app: OpenAPIHono<AppEnv>): void {
     async (c) => {
       const q = c.req.valid("query");
       const selector = q.selector ? parseSelector(q.selector, "selector") : undefined;
-      // JSON text rendered by the catalog (services/clusters.ts clusterJson), sent as it is.
-      return c.body(await listClustersJson(c.get("ctx"), { ...q, selector }), 200, { "content-type": "application/json" }) as never;
+      // JSON text rendered by the catalog (services/clusters.ts clusterJson).
+      return jsonText(c, await listClustersJson(c.get("ctx"), { ...q, selector }));
     },
   );
   app.openapi(

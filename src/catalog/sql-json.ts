@@ -25,7 +25,12 @@ export function jsonBoolean(column: SQLWrapper): SQL {
   return sql`json(case when ${column} then 'true' else 'false' end)`;
 }
 
-/** `{"items":[…],"nextCursor":…}` from rows already rendered as JSON text. */
-export function pageJson(items: string[], nextCursor: string | null): string {
-  return `{"items":[${items.join(",")}],"nextCursor":${nextCursor === null ? "null" : JSON.stringify(nextCursor)}}`;
+/**
+ * `{"items":[…],"nextCursor":…}` from up to `limit + 1` rows rendered as JSON text; a row beyond
+ * `limit` only says there is more, and the cursor then comes from the last row shown.
+ */
+export function pageJson<R extends { json: string }>(rows: R[], limit: number, cursorAfter: (last: R) => string): string {
+  const items = rows.slice(0, limit);
+  const next = rows.length > limit ? JSON.stringify(cursorAfter(items[items.length - 1]!)) : "null";
+  return `{"items":[${items.map((r) => r.json).join(",")}],"nextCursor":${next}}`;
 }

@@ -116,8 +116,7 @@ export async function listBackupsJson(ctx: ServiceContext, q: ListFilters & { li
     after,
     limit: q.limit + 1,
   });
-  const items = rows.slice(0, q.limit);
-  return pageJson(items.map((r) => r.json), rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null);
+  return pageJson(rows, q.limit, (last) => encodeCursor(last.id));
 }
 
 export async function setHold(ctx: RequestContext, id: string, reason: string | null): Promise<Backup> {

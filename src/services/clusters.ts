@@ -158,8 +158,7 @@ export async function listClustersJson(ctx: ServiceContext, q: { selector?: Reco
       if (out.length > q.limit) break;
     }
   }
-  const items = out.slice(0, q.limit);
-  return pageJson(items.map((r) => r.json), out.length > q.limit ? encodeCursor(items[items.length - 1]!.name) : null);
+  return pageJson(out, q.limit, (last) => encodeCursor(last.name));
 }
 
 export async function getCluster(ctx: ServiceContext, name: string): Promise<ClusterView> {

@@ -160,8 +160,7 @@ export async function listRunsJson(ctx: ServiceContext, q: RunFilters & { limit:
     after,
     limit: q.limit + 1,
   });
-  const items = rows.slice(0, q.limit);
-  return pageJson(items.map((r) => r.json), rows.length > q.limit ? encodeCursor(items[items.length - 1]!.id) : null);
+  return pageJson(rows, q.limit, (last) => encodeCursor(last.id));
 }
 
 /** A queued or running capture for the cluster, if any (one capture per cluster at a time). */
