@@ -117,6 +117,8 @@ describe("cluster registry", () => {
     expect(prod.json.items.map((c: any) => c.name).sort()).toEqual(["prod-a", "prod-b"]);
     const core = await s.call("GET", "/v1/clusters?selector=env=prod,tier=core");
     expect(core.json.items.map((c: any) => c.name)).toEqual(["prod-a"]);
+    // One key twice could match nothing: refused rather than the last value winning.
+    expectError(await s.call("GET", "/v1/clusters?selector=env=prod,env=stage"), 400, "invalid_input", "'env' is given twice");
     const p = await s.call("PATCH", "/v1/clusters/prod-b", { labels: { tier: null, zone: "eu" } }, undefined, {
       "content-type": "application/merge-patch+json",
     });
@@ -267,7 +269,25 @@ describe("cluster registry", () => {
     ).run();
     db.close();
     expectError(await s.call("DELETE", "/v1/clusters/stage-a"), 409, "conflict", "purgeBackups");
+    // A held or object-locked backup stops even a purge, and nothing changes.
+    const setBackup = (sqlText: string) => {
+      const d = new Database(join(s.dir, "data", "catalog.db"));
+      d.prepare(sqlText).run();
+      d.close();
+    };
+    setBackup("update backups set hold = 1, hold_reason = 'incident 7' where id = '01TESTBACKUP'");
+    expectError(await s.call("DELETE", "/v1/clusters/stage-a?purgeBackups=true"), 409, "conflict", "1 on hold");
+    setBackup("update backups set hold = 0, hold_reason = null, locked_until = 4102444800000 where id = '01TESTBACKUP'");
+    expectError(await s.call("DELETE", "/v1/clusters/stage-a?purgeBackups=true"), 409, "conflict", "object-locked (the last until 2100-01-01T00:00:00.000Z)");
+    expect((await s.call("GET", "/v1/clusters/stage-a")).status).toBe(200);
+    expect((await s.call("GET", "/v1/backups/01TESTBACKUP")).json.state).toBe("available");
+    setBackup("update backups set locked_until = 1 where id = '01TESTBACKUP'"); // the lock has expired
     expect((await s.call("DELETE", "/v1/clusters/stage-a?purgeBackups=true")).status).toBe(204);
     expectError(await s.call("GET", "/v1/clusters/stage-a"), 404, "not_found");
+    expect((await s.call("GET", "/v1/backups/01TESTBACKUP")).json.state).toBe("deleting");
+    // The tick's sweep removes it, and counts it (and so audits the tick).
+    expect((await s.call("POST", "/v1/tick")).json.deleted).toBe(1);
+    expect((await s.call("GET", "/v1/backups/01TESTBACKUP")).json.state).toBe("deleted");
+    expect((await s.call("GET", "/v1/audit?action=scheduler.tick")).json.items[0].detail.deleted).toBe(1);
   });
 });

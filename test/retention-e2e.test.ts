@@ -119,6 +119,10 @@ describe("policy retention", () => {
   it("keeps everything of a deleted policy and refuses bad scopes", async () => {
     expect((await s.call("DELETE", "/v1/policies/hourly")).status).toBe(204);
     expect((await s.call("DELETE", `/v1/backups/${ids[1]}/hold`)).status).toBe(200);
+    // Releasing again answers the same and records nothing more.
+    const released = await s.call("DELETE", `/v1/backups/${ids[1]}/hold`);
+    expect(released.json).toMatchObject({ hold: false, holdReason: null });
+    expect((await s.call("GET", `/v1/audit?subject=backup/${ids[1]}&action=backup.release`)).json.items).toHaveLength(1);
     const plan = (await s.call("POST", "/v1/retention/plan", {})).json;
     const mine = plan.keep.filter((k: any) => k.policy === "hourly");
     expect(mine.map((k: any) => k.backupId).sort()).toEqual(ids.slice(1).sort());

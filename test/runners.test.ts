@@ -165,6 +165,9 @@ describe("remote runners", () => {
     expect(asked.status).toBe(200);
     expect(asked.json).toMatchObject({ state: "running", cancelRequested: true });
     expect((await s.call("GET", `/v1/runs/${q2.json.id}`)).json.cancelRequested).toBe(true);
+    // Asking again changes nothing and is not audited twice.
+    expect((await s.call("POST", `/v1/runs/${q2.json.id}/cancel`)).json).toMatchObject({ state: "running", cancelRequested: true });
+    expect((await s.call("GET", `/v1/audit?subject=run/${q2.json.id}&action=run.cancel`)).json.items).toHaveLength(1);
     res = await fetch(`${url}/v1/runners/runs/${q2.json.id}/heartbeat`, { method: "POST", headers });
     expect(res.status).toBe(409);
     expect((await res.json()).error.message).toContain("was cancelled");

@@ -122,6 +122,7 @@ describe("pausing or deleting a policy stops its queued runs", () => {
         expect(items).toHaveLength(2);
         for (const r of items) {
           expect(r.state).toBe("cancelled");
+          expect(r.cancelRequested).toBe(true);
           expect(r.error.message).toBe(why);
         }
       }

@@ -171,7 +171,9 @@ export const Run = z
       totalMs: z.number().nullable(),
     }),
     lease: z.object({ owner: z.string(), expiresAt: z.string() }).nullable(),
-    cancelRequested: z.boolean().openapi({ description: "A cancel was asked for while running; the run ends cancelled at its runner's next heartbeat." }),
+    cancelRequested: z.boolean().openapi({
+      description: "Someone cancelled the run (POST /v1/runs/{id}/cancel, or by pausing or deleting its policy or deleting its cluster). A queued run is cancelled at once; a running one ends cancelled at its runner's next heartbeat.",
+    }),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),

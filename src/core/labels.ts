@@ -28,7 +28,10 @@ export function parseSelector(text: string, field = "selector"): Record<string, 
   for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
     const m = /^([^=!]+)==?([^=]*)$/.exec(part);
     if (!m) throw invalidInput(field, `'${part}' is not key=value (only equality selectors are supported)`);
-    out[m[1]!.trim()] = m[2]!.trim();
+    const key = m[1]!.trim();
+    // Requirements all apply: two values for one key match nothing, which is surely a mistake.
+    if (key in out) throw invalidInput(field, `'${key}' is given twice`);
+    out[key] = m[2]!.trim();
   }
   return checkLabels(out, field);
 }

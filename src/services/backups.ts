@@ -125,6 +125,7 @@ export async function setHold(ctx: RequestContext, id: string, reason: string | 
   if (r.state !== "available") throw conflict(`backup ${id} is ${r.state}; only available backups can be held`);
   const now = ctx.clock.now().getTime();
   const hold = reason !== null;
+  if (!hold && !r.hold) return backupView(r); // nothing to release, nothing to audit
   await ctx.catalog.atomically([
     ctx.catalog.db.update(backups).set({ hold, holdReason: reason, updatedAt: now }).where(eq(backups.id, id)),
     auditStatement(ctx, { action: hold ? "backup.hold" : "backup.release", subject: `backup/${id}`, detail: hold ? { reason } : {} }),

@@ -204,10 +204,20 @@ export async function patchCluster(ctx: RequestContext, name: string, patch: Clu
 
 export async function deleteCluster(ctx: RequestContext, name: string, purgeBackups: boolean): Promise<void> {
   await getClusterRow(ctx, name);
+  const now = ctx.clock.now().getTime();
   const live = await ctx.catalog.db
-    .select({ id: backups.id })
+    .select({ id: backups.id, hold: backups.hold, lockedUntil: backups.lockedUntil })
     .from(backups)
     .where(and(eq(backups.cluster, name), eq(backups.state, "available")));
+  // Held and object-locked backups are never deleted, by a purge neither (a lock would also make
+  // the store refuse, leaving them `deleting` for good).
+  const held = live.filter((b) => b.hold).length;
+  const locked = live.filter((b) => b.lockedUntil !== null && b.lockedUntil > now);
+  if (held || locked.length) {
+    const until = new Date(Math.max(0, ...locked.map((b) => b.lockedUntil!))).toISOString();
+    const why = [held ? `${held} on hold (release them first)` : "", locked.length ? `${locked.length} object-locked (the last until ${until})` : ""].filter(Boolean);
+    throw conflict(`cluster '${name}' has backups that cannot be deleted: ${why.join(", ")}`);
+  }
   if (live.length && !purgeBackups) {
     throw conflict(`cluster '${name}' has ${live.length} available backup(s); pass ?purgeBackups=true to delete them too`);
   }
@@ -216,16 +226,16 @@ export async function deleteCluster(ctx: RequestContext, name: string, purgeBack
     .from(runs)
     .where(and(eq(runs.cluster, name), inArray(runs.state, ["running"])));
   if (active.length) throw conflict(`cluster '${name}' has a capture running (run ${active[0]!.id}); cancel it first`);
-  const now = ctx.clock.now().getTime();
   await ctx.catalog.atomically([
-    // Purged backups go through the normal deletion path (the sweep removes object + sidecar).
+    // Purged backups go through the normal deletion path (the sweep removes object + sidecar);
+    // the conditions again, for a hold or lock set since the read.
     ctx.catalog.db
       .update(backups)
-      .set({ state: "deleting", hold: false, updatedAt: now })
-      .where(and(eq(backups.cluster, name), eq(backups.state, "available"))),
+      .set({ state: "deleting", updatedAt: now })
+      .where(and(eq(backups.cluster, name), eq(backups.state, "available"), eq(backups.hold, false), sql`(${backups.lockedUntil} is null or ${backups.lockedUntil} <= ${now})`)),
     ctx.catalog.db
       .update(runs)
-      .set({ state: "cancelled", finishedAt: now, errorCode: "cancelled", errorMessage: "cluster deleted" })
+      .set({ state: "cancelled", cancelRequested: true, finishedAt: now, errorCode: "cancelled", errorMessage: "cluster deleted" })
       .where(and(eq(runs.cluster, name), eq(runs.state, "queued"))),
     ctx.catalog.db.delete(clusters).where(eq(clusters.name, name)),
     ctx.catalog.db.delete(policyMembers).where(eq(policyMembers.cluster, name)),

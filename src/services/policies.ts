@@ -166,7 +166,7 @@ export async function deletePolicy(ctx: RequestContext, name: string): Promise<v
 function cancelQueuedRuns(ctx: ServiceContext, policy: string, now: number, why: string) {
   return ctx.catalog.db
     .update(runs)
-    .set({ state: "cancelled", finishedAt: now, nextAttemptAt: null, errorCode: "cancelled", errorMessage: why })
+    .set({ state: "cancelled", cancelRequested: true, finishedAt: now, nextAttemptAt: null, errorCode: "cancelled", errorMessage: why })
     .where(and(eq(runs.policy, policy), eq(runs.state, "queued")));
 }
 

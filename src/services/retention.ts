@@ -305,7 +305,7 @@ export async function retentionSweep(ctx: ServiceContext): Promise<number> {
   const plan = await planRetention(ctx, {}, { automatic: true });
   const ids = plan.delete.map((d) => d.backupId);
   const marked = ids.length ? await markAndSweep(ctx, ids) : [];
-  await sweepDeletions(ctx);
-  return marked.length;
+  // Plus deletions that were left `deleting` (a store that failed, a purged cluster's backups).
+  return marked.length + (await sweepDeletions(ctx));
 }
 

@@ -31,7 +31,7 @@ export interface RunView {
   bytes: number;
   timings: { execFirstByteMs: number | null; streamMs: number | null; uploadMs: number | null; totalMs: number | null };
   lease: { owner: string; expiresAt: string } | null;
-  /** A cancel was asked for while the run was running: it ends `cancelled` at the runner's next heartbeat. */
+  /** Someone cancelled the run; a running one ends `cancelled` at its runner's next heartbeat. */
   cancelRequested: boolean;
   createdAt: string;
   startedAt: string | null;
@@ -333,6 +333,7 @@ export async function failAttempt(
 export async function cancelRun(ctx: RequestContext, id: string): Promise<RunRow> {
   const r = await getRunRow(ctx, id);
   if (r.state !== "queued" && r.state !== "running") throw conflict(`run ${id} is already ${r.state}`);
+  if (r.cancelRequested) return r; // asked already: the runner has yet to obey
   const now = ctx.clock.now().getTime();
   // Both, whichever state the run is in by now (a runner may have claimed it since the read).
   const [queued, running] = await ctx.catalog.atomically([
