@@ -110,6 +110,7 @@ describe("storage targets", () => {
       [{ name: "Bad Name", url: "file:///tmp/x" }, "name"],
       [{ name: "x6", url: "file:///tmp/x", storageClass: "GLACIER" }, "storageClass"],
       [{ name: "x7", url: `s3://${bucket}`, storageClass: "\u0000\n" }, "storageClass"],
+      [{ name: "x8", url: "file://./vault" }, "url"], // relative to wherever the server started
     ];
     for (const [body, field] of bad) {
       const r = await s.call("POST", "/v1/targets", body);

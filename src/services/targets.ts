@@ -54,6 +54,10 @@ function checkInput(input: Omit<TargetInput, "name">): TargetSpec {
   if (input.credentials && spec.kind !== "s3") throw invalidInput("credentials", "only S3 targets take credentials");
   if (input.objectLock && spec.kind !== "s3") throw invalidInput("objectLock", "object lock needs an S3 target");
   if (input.storageClass && spec.kind === "file") throw invalidInput("storageClass", "a file:// target has no storage classes");
+  // (ETCD_VAULT_STORAGE may be relative, to the directory the service starts in, as documented.)
+  if (spec.kind === "file" && !spec.dir.startsWith("/")) {
+    throw invalidInput("url", "a target made through the API needs an absolute path (file:///srv/etcd-vault): a relative one would depend on where the server was started");
+  }
   return spec;
 }
 
