@@ -124,6 +124,11 @@ describe("cluster registry", () => {
     });
     expect(p.status).toBe(200);
     expect(p.json.labels).toEqual({ env: "prod", zone: "eu" });
+    // `?limit=` is the default; anything but 1–500 in decimal digits is refused, naming the field.
+    expect((await s.call("GET", "/v1/clusters?limit=")).json).toEqual((await s.call("GET", "/v1/clusters?limit=50")).json);
+    for (const bad of ["0x10", "1e2", "0", "501", "2.0", "-1"]) {
+      expectError(await s.call("GET", `/v1/clusters?limit=${bad}`), 400, "invalid_input", "limit: must be a whole number from 1 to 500");
+    }
     const paged = await s.call("GET", "/v1/clusters?limit=2");
     expect(paged.json.items).toHaveLength(2);
     expect(paged.json.nextCursor).toBeTruthy();

@@ -28,7 +28,14 @@ export const ErrorEnvelope = z
   .openapi("Error");
 
 export const ListQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  // Decimal digits only ("0x10" and "1e2" are typos, not 16 and 100); `?limit=` is the default.
+  limit: z
+    .string()
+    .regex(/^[0-9]{0,6}$/, "must be a whole number from 1 to 500")
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? 50 : Number(v)))
+    .pipe(z.number().int().min(1, "must be a whole number from 1 to 500").max(500, "must be a whole number from 1 to 500"))
+    .openapi({ type: "integer", minimum: 1, maximum: 500, default: 50 }),
   cursor: z.string().optional(),
 });
 
