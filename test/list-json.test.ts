@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { eq } from "drizzle-orm";
+import { eq, type SQL } from "drizzle-orm";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { openSqliteCatalog, type SqliteCatalog } from "../src/catalog/sqlite.js";
 import { backups, clusters, runs } from "../src/catalog/schema.js";
 import { clusterJson, clusterView, listClustersJson } from "../src/services/clusters.js";
@@ -32,13 +33,20 @@ afterAll(() => {
 let serial = 0;
 const nextId = () => `01KAB${String(serial++).padStart(21, "0")}`;
 
-/** Writes the row, reads it back both ways: [JSON.stringify(backupView(row)), SQLite's text]. */
-async function renderBoth(row: BackupRow): Promise<[string, string]> {
-  await cat.db.insert(backups).values(row);
-  const stored = (await cat.db.select().from(backups).where(eq(backups.id, row.id)))[0]!;
-  const rendered = (await cat.db.select({ json: backupJson }).from(backups).where(eq(backups.id, row.id)))[0]!.json;
-  return [JSON.stringify(backupView(stored)), rendered];
+/**
+ * Writes `row` to `table`, reads it back both ways and removes it again (its unique keys stay free
+ * for the next case): [JSON.stringify(view(the stored row)), the text `json` renders in SQLite].
+ */
+async function bothWays<R>(table: SQLiteTable, key: SQLiteColumn, keyOf: (r: R) => string, view: (r: R) => unknown, json: SQL<string>, row: R): Promise<[string, string]> {
+  const where = eq(key, keyOf(row));
+  await cat.db.insert(table).values(row as never);
+  const stored = (await cat.db.select().from(table).where(where))[0] as R;
+  const rendered = ((await cat.db.select({ json }).from(table).where(where))[0] as { json: string }).json;
+  await cat.db.delete(table).where(where);
+  return [JSON.stringify(view(stored)), rendered];
 }
+
+const renderBoth = (row: BackupRow) => bothWays(backups, backups.id, (r) => r.id, backupView, backupJson, row);
 
 const base = (over: Partial<BackupRow> = {}): BackupRow => ({
   id: nextId(),
@@ -148,14 +156,7 @@ describe("backup JSON rendered by SQLite", () => {
   });
 });
 
-/** Writes the run, reads it back both ways: [JSON.stringify(runView(row)), SQLite's text]. */
-async function renderRunBoth(row: RunRow): Promise<[string, string]> {
-  await cat.db.insert(runs).values(row);
-  const stored = (await cat.db.select().from(runs).where(eq(runs.id, row.id)))[0]!;
-  const rendered = (await cat.db.select({ json: runJson }).from(runs).where(eq(runs.id, row.id)))[0]!.json;
-  await cat.db.delete(runs).where(eq(runs.id, row.id)); // (policy, slot, cluster) stays free for the next case
-  return [JSON.stringify(runView(stored)), rendered];
-}
+const renderRunBoth = (row: RunRow) => bothWays(runs, runs.id, (r) => r.id, runView, runJson, row);
 
 const run = (over: Partial<RunRow> = {}): RunRow => ({
   id: nextId(),
@@ -274,13 +275,7 @@ describe("cluster JSON rendered by SQLite", () => {
     ...over,
   } as ClusterRow);
 
-  async function renderClusterBoth(row: ClusterRow): Promise<[string, string]> {
-    await cat.db.insert(clusters).values(row);
-    const stored = (await cat.db.select().from(clusters).where(eq(clusters.name, row.name)))[0]!;
-    const rendered = (await cat.db.select({ json: clusterJson }).from(clusters).where(eq(clusters.name, row.name)))[0]!.json;
-    await cat.db.delete(clusters).where(eq(clusters.name, row.name));
-    return [JSON.stringify(clusterView(stored)), rendered];
-  }
+  const renderClusterBoth = (row: ClusterRow) => bothWays(clusters, clusters.name, (r) => r.name, clusterView, clusterJson, row);
 
   it("equals clusterView + JSON.stringify, and never carries the kubeconfig", async () => {
     const text = fc.string({ unit: "binary", maxLength: 30 });
