@@ -59,11 +59,16 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   const pols = await db.select().from(policies).where(eq(policies.paused, false));
   if (!pols.length) return 0;
   // Whole columns as one JSON array each: one row to hand over instead of 10,000 (~3× cheaper).
+  // In name order, so each policy's new runs come out in runs_slot_uq's (policy, slot, cluster)
+  // order with no string sort (the order only affects how the inserts fill pages).
   const fleetRow = (
-    await db.all<{ names: string; labels: string }>(sql`select json_group_array(name) as names, json_group_array(labels) as labels from clusters`)
+    await db.all<{ names: string; labels: string }>(
+      sql`select json_group_array(name) as names, json_group_array(labels) as labels from (select name, labels from clusters order by name)`,
+    )
   )[0];
   const names = JSON.parse(fleetRow?.names ?? "[]") as string[];
   const labelTexts = JSON.parse(fleetRow?.labels ?? "[]") as string[];
+  const quoted: Array<string | undefined> = new Array(names.length); // JSON of names[i], made once
   // Fleets share a few label sets: each distinct JSON text is parsed once per tick, and each
   // policy's selector is tested once per set instead of once per cluster.
   const setIds = new Map<string, number>();
@@ -79,7 +84,8 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   }
 
   const writes: PendingStatement[] = [];
-  const due: Array<{ policy: string; clusters: string[]; slots: number[]; notBefore: number[] }> = [];
+  // Clusters as indexes into `names`.
+  const due: Array<{ policy: string; clusters: number[]; slots: number[]; notBefore: number[] }> = [];
   let dueCount = 0;
   for (const p of pols) {
     const schedule = new Schedule({ schedule: p.schedule, timezone: p.timezone, spread: p.spread }, { now: new Date(now), stored: true });
@@ -104,7 +110,7 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
     const joined: string[] = [];
     const unhashed: string[] = []; // members from before migration 0007: hashed once, stored
     let kept = 0;
-    const pairs = { policy: p.name, clusters: [] as string[], slots: [] as number[], notBefore: [] as number[] };
+    const pairs = { clusters: [] as number[], slots: [] as number[], notBefore: [] as number[] };
     for (let i = 0; i < names.length; i++) {
       if (!selected[setOf[i]!]) continue;
       const cluster = names[i]!;
@@ -124,7 +130,7 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
       const offset = spread > 0 ? hash % spread : 0;
       const slot = schedule.dueSlotMs(now, since, offset);
       if (slot === null) continue;
-      pairs.clusters.push(cluster);
+      pairs.clusters.push(i);
       pairs.slots.push(slot);
       pairs.notBefore.push(slot + offset);
     }
@@ -165,11 +171,12 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
     }
     const order: number[] = [];
     for (let i = 0; i < pairs.clusters.length; i++) {
-      if (!existing.get(pairs.slots[i]!)!.has(pairs.clusters[i]!)) order.push(i);
+      if (!existing.get(pairs.slots[i]!)!.has(names[pairs.clusters[i]!]!)) order.push(i);
     }
     // In runs_slot_uq's order (policy, slot, cluster), so the new entries are appended side by
-    // side instead of split into pages all over (the fleet is read in insertion order).
-    order.sort((a, b) => pairs.slots[a]! - pairs.slots[b]! || (pairs.clusters[a]! < pairs.clusters[b]! ? -1 : pairs.clusters[a]! > pairs.clusters[b]! ? 1 : 0));
+    // side instead of split into pages all over: by slot, keeping the name order (a stable sort,
+    // needed only when spread offsets put clusters in two slots).
+    if (existing.size > 1) order.sort((a, b) => pairs.slots[a]! - pairs.slots[b]!);
     const fresh = {
       policy: p.name,
       clusters: order.map((i) => pairs.clusters[i]!),
@@ -191,7 +198,8 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   for (const d of due) {
     const policy = JSON.stringify(d.policy);
     for (let i = 0; i < d.clusters.length; i++) {
-      batch.push(`["${nextId()}",${JSON.stringify(d.clusters[i]!)},${policy},${d.slots[i]!},${d.notBefore[i]!}]`);
+      const c = d.clusters[i]!;
+      batch.push(`["${nextId()}",${(quoted[c] ??= JSON.stringify(names[c]!))},${policy},${d.slots[i]!},${d.notBefore[i]!}]`);
       if (batch.length === INSERT_ROWS) {
         writes.push(insertQueuedRuns(`[${batch.join(",")}]`));
         batch = [];
