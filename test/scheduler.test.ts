@@ -11,7 +11,9 @@ import { cancelRun, claimRun, enqueueRun } from "../src/services/runs.js";
 import type { PendingStatement } from "../src/catalog/db.js";
 import { tick } from "../src/scheduler/tick.js";
 import { refreshFacts } from "../src/scheduler/runner.js";
-import { spreadOffsetMs } from "../src/core/schedule.js";
+import { Schedule, spreadOffsetMs } from "../src/core/schedule.js";
+import fc from "fast-check";
+import { decodeTime } from "ulid";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const KC = (server: string) => `apiVersion: v1
@@ -375,4 +377,93 @@ describe("scheduled backups and leases with real parts", () => {
     const mine = (await s.call("GET", "/v1/backups?cluster=dev-a")).json.items.filter((b: any) => b.runId === r.json.id);
     expect(mine.filter((b: any) => b.state === "available")).toHaveLength(1);
   });
+});
+
+describe("the tick's due runs, planned in SQL", () => {
+  // The tick puts Schedule.dueSlotMs's rule into SQL over the memberships (scheduler/tick.ts).
+  // Here both run on random pairs: memberships of any age and hash, slots that already have some
+  // of their runs, time zones around both DST changes, spreads up to the schedule's interval.
+  const schedules = [
+    { schedule: "0 * * * *", timezone: "UTC", maxSpread: 59 },
+    { schedule: "*/15 * * * *", timezone: "Europe/Berlin", maxSpread: 14 },
+    { schedule: "30 2 * * *", timezone: "Europe/Berlin", maxSpread: 23 * 60 },
+    { schedule: "0 1 * * *", timezone: "America/New_York", maxSpread: 22 * 60 },
+    { schedule: "@every 45m", timezone: "UTC", maxSpread: 44 },
+  ];
+  const CLUSTERS = 8;
+  let s: TestService;
+  let now = Date.parse("2026-03-29T00:30:00Z");
+  beforeAll(async () => {
+    s = await startTestService({}, { clock: { now: () => new Date(now) } });
+    for (let i = 0; i < CLUSTERS; i++) {
+      await s.call("POST", "/v1/clusters", { name: `k${i}`, labels: { env: "prod" }, kubeconfig: KC("https://127.0.0.1:1") });
+    }
+    const p = await s.call("POST", "/v1/policies", { name: "p", selector: { matchLabels: { env: "prod" } }, schedule: "0 * * * *", retention: { last: 3 }, recipients: [RCPT] });
+    expect(p.status).toBe(201);
+  });
+  afterAll(async () => s?.stop());
+
+  it("creates exactly the runs Schedule.dueSlotMs names, with ULIDs of the tick's time increasing in slot and cluster order", async () => {
+    const DAY = 86_400_000;
+    // Around the 2026 DST changes: Europe 29 March and 25 October, US 8 March and 1 November.
+    const anchors = ["2026-03-08T07:00:00Z", "2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z", "2026-11-01T06:00:00Z"].map(Date.parse);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...schedules),
+        fc.integer({ min: 0, max: 3 }),
+        // Whole minutes, like slots and many offsets below, so that slot + offset = now comes up.
+        fc.integer({ min: -2 * 1440, max: 2 * 1440 }).map((m) => m * 60_000),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.array(fc.record({ age: fc.integer({ min: 0, max: 3 * DAY }), hash: fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 1440 }).map((m) => m * 60_000)), existing: fc.boolean() }), {
+          minLength: CLUSTERS,
+          maxLength: CLUSTERS,
+        }),
+        async (sched, anchor, shift, spreadFraction, pairs) => {
+          now = anchors[anchor]! + shift;
+          const spreadMin = Math.floor(spreadFraction * sched.maxSpread);
+          const sqlite = s.catalog.sqlite;
+          sqlite.prepare("delete from runs").run();
+          sqlite.prepare("update policies set schedule = ?, timezone = ?, spread = ? where name = 'p'").run(sched.schedule, sched.timezone, `${spreadMin}m`);
+          const schedule = new Schedule({ schedule: sched.schedule, timezone: sched.timezone, spread: spreadMin * 60_000 }, { now: new Date(now), stored: true });
+          const want: Array<[string, number, number]> = [];
+          pairs.forEach((pair, i) => {
+            const cluster = `k${i}`;
+            const since = now - pair.age;
+            sqlite.prepare("update policy_members set since = ?, spread_hash = ? where policy = 'p' and cluster = ?").run(since, pair.hash, cluster);
+            const offset = spreadMin ? pair.hash % (spreadMin * 60_000) : 0;
+            const slot = schedule.dueSlotMs(now, since, offset);
+            if (slot === null) return;
+            if (pair.existing) {
+              // Its slot has a run already (another tick made it): nothing new for this pair.
+              enqueue.run(`01EXISTING${String(i).padStart(16, "0")}`, cluster, slot, slot + offset, now);
+            } else want.push([cluster, slot, slot + offset]);
+          });
+          const t = await tick(s.svc);
+          const made = sqlite.prepare("select id, cluster, slot, not_before from runs where created_at = ? and id not like '01EXISTING%' order by id").all(now) as Array<{
+            id: string;
+            cluster: string;
+            slot: number;
+            not_before: number;
+          }>;
+          expect(t.created).toBe(want.length);
+          // Ordered by id, the runs come in (slot, cluster) order.
+          expect(made.map((r) => [r.cluster, r.slot, r.not_before])).toEqual(want.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1)));
+          for (const r of made) {
+            expect(r.id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+            expect(decodeTime(r.id)).toBe(now);
+          }
+          // A second tick at the same moment finds everything in place.
+          expect((await tick(s.svc)).created).toBe(0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  const enqueue = {
+    run: (id: string, cluster: string, slot: number, notBefore: number, at: number) =>
+      s.catalog.sqlite
+        .prepare("insert into runs (id, kind, cluster, policy, slot, not_before, state, attempt, cancel_requested, bytes, created_at) values (?, 'capture', ?, 'p', ?, ?, 'succeeded', 1, 0, 0, ?)")
+        .run(id, cluster, slot, notBefore, at),
+  };
 });

@@ -4,11 +4,13 @@
 // cluster) index —, re-queues runs whose lease expired, and runs the retention sweep. It never
 // waits for captures.
 //
-// A fleet-wide tick handles 30,000 pairs (bench:tick), so the per-pair work stays lean: each
-// column the tick reads comes back as one JSON array (not 10,000 rows through the query builder),
-// labels are parsed and matched once per distinct JSON text, spread offsets come from the hash
-// stored with each membership (a SHA-256 per pair otherwise), run ids are made in bulk, and every
-// write of the tick — membership changes and new runs — goes to the catalog in one atomic call.
+// A fleet-wide tick handles 30,000 pairs (bench:tick), so no pair passes through JavaScript on
+// its own: the fleet comes back as one JSON array per column (not 10,000 rows through the query
+// builder), labels are parsed and matched once per distinct JSON text, and each policy's due runs
+// are one `insert … select` over its memberships, where SQLite applies the slot rule (the two
+// candidate slots come from Schedule), the offset (the spread hash stored with each membership)
+// and the run ids (numbered from a block drawn here). Every write of the tick — membership changes
+// and new runs — goes to the catalog in one atomic call.
 
 import { eq, getTableColumns, sql, type SQL } from "drizzle-orm";
 import { policies, policyMembers, runs } from "../catalog/schema.js";
@@ -33,9 +35,8 @@ export interface TickOptions {
   sweep?: (ctx: ServiceContext) => Promise<number>;
 }
 
-// Rows per statement. Each statement binds its rows as one JSON array that SQLite's json_each
-// unpacks (D1 caps a statement at 100 bound parameters, not their length), so 30,000 due runs
-// are 30 statements instead of 3,334 nine-row inserts built by the query builder (~2 s).
+// Memberships per statement. Each statement binds its rows as one JSON array that SQLite's
+// json_each unpacks (D1 caps a statement at 100 bound parameters, not their length).
 const INSERT_ROWS = 1000;
 
 export async function tick(ctx: ServiceContext, opts: TickOptions = {}): Promise<TickResult> {
@@ -59,16 +60,11 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   const pols = await db.select().from(policies).where(eq(policies.paused, false));
   if (!pols.length) return 0;
   // Whole columns as one JSON array each: one row to hand over instead of 10,000 (~3× cheaper).
-  // In name order, so each policy's new runs come out in runs_slot_uq's (policy, slot, cluster)
-  // order with no string sort (the order only affects how the inserts fill pages).
   const fleetRow = (
-    await db.all<{ names: string; labels: string }>(
-      sql`select json_group_array(name) as names, json_group_array(labels) as labels from (select name, labels from clusters order by name)`,
-    )
+    await db.all<{ names: string; labels: string }>(sql`select json_group_array(name) as names, json_group_array(labels) as labels from clusters`)
   )[0];
   const names = JSON.parse(fleetRow?.names ?? "[]") as string[];
   const labelTexts = JSON.parse(fleetRow?.labels ?? "[]") as string[];
-  const quoted: Array<string | undefined> = new Array(names.length); // JSON of names[i], made once
   // Fleets share a few label sets: each distinct JSON text is parsed once per tick, and each
   // policy's selector is tested once per set instead of once per cluster.
   const setIds = new Map<string, number>();
@@ -84,56 +80,32 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
   }
 
   const writes: PendingStatement[] = [];
-  // Clusters as indexes into `names`.
-  const due: Array<{ policy: string; clusters: number[]; slots: number[]; notBefore: number[] }> = [];
-  let dueCount = 0;
+  const runInserts: number[] = []; // indexes into `writes`
+  const ids = runIds(ctx, now);
+  const insertDueRuns = dueRunsInserter(ctx, now);
   for (const p of pols) {
     const schedule = new Schedule({ schedule: p.schedule, timezone: p.timezone, spread: p.spread }, { now: new Date(now), stored: true });
     const memberRow = (
-      await db.all<{ clusters: string; since: string; hashes: string }>(
-        sql`select json_group_array(cluster) as clusters, json_group_array(since) as since, json_group_array(spread_hash) as hashes from policy_members where policy = ${p.name}`,
+      await db.all<{ clusters: string; unhashed: string }>(
+        sql`select json_group_array(cluster) as clusters, json_group_array(cluster) filter (where spread_hash is null) as unhashed from policy_members where policy = ${p.name}`,
       )
     )[0];
     const memberNames = JSON.parse(memberRow?.clusters ?? "[]") as string[];
-    const memberSince = JSON.parse(memberRow?.since ?? "[]") as number[];
-    const memberHash = JSON.parse(memberRow?.hashes ?? "[]") as Array<number | null>;
-    const members = new Map<string, number>();
-    for (let i = 0; i < memberNames.length; i++) members.set(memberNames[i]!, i);
+    const members = new Set(memberNames);
     const selected = labelSets.map((labels) => matchesLabels(labels, p.selector.matchLabels));
 
-    // One pass over the matching clusters: membership, spread offset, due slot. A cluster that
-    // starts matching gets its first run at the first slot after now; one that stops matching
-    // forgets its membership (it starts afresh if it matches again).
-    // Schedule.dueSlotMs shares the slot computation across pairs (offsets only pick between the
-    // latest slot and the one before it), so this loop stays cheap for 10,000 clusters.
-    const spread = Math.floor(schedule.spreadMs);
+    // Membership: a cluster that starts matching joins with `since` = now (its first run is at the
+    // first slot after now); one that stops matching forgets its membership (it starts afresh if
+    // it matches again). Each member's spread offset is its stored hash modulo the spread.
     const joined: string[] = [];
-    const unhashed: string[] = []; // members from before migration 0007: hashed once, stored
     let kept = 0;
-    const pairs = { clusters: [] as number[], slots: [] as number[], notBefore: [] as number[] };
     for (let i = 0; i < names.length; i++) {
       if (!selected[setOf[i]!]) continue;
-      const cluster = names[i]!;
-      const m = members.get(cluster);
-      let since: number;
-      let hash: number | null;
-      if (m === undefined) {
-        since = now;
-        hash = spreadHash(cluster, p.name);
-        joined.push(`[${JSON.stringify(cluster)},${hash}]`);
-      } else {
-        kept++;
-        since = memberSince[m]!;
-        hash = memberHash[m]!;
-        if (hash === null) unhashed.push(`[${JSON.stringify(cluster)},${(hash = spreadHash(cluster, p.name))}]`);
-      }
-      const offset = spread > 0 ? hash % spread : 0;
-      const slot = schedule.dueSlotMs(now, since, offset);
-      if (slot === null) continue;
-      pairs.clusters.push(i);
-      pairs.slots.push(slot);
-      pairs.notBefore.push(slot + offset);
+      if (members.has(names[i]!)) kept++;
+      else joined.push(`[${JSON.stringify(names[i]!)},${spreadHash(names[i]!, p.name)}]`);
     }
+    // Members from before migration 0007 have no hash: made once, stored.
+    const unhashed = (JSON.parse(memberRow?.unhashed ?? "[]") as string[]).map((c) => `[${JSON.stringify(c)},${spreadHash(c, p.name)}]`);
     for (const group of chunks(joined, INSERT_ROWS)) {
       writes.push(
         db
@@ -161,57 +133,29 @@ async function createDueRuns(ctx: ServiceContext, now: number): Promise<number> 
         );
       }
     }
-    if (!pairs.clusters.length) continue;
-    // Pairs whose slot already has a run (the common case: a tick every 30 s sees each slot
-    // ~100 times): one covering read of runs_slot_uq per slot, cluster names only.
-    const existing = new Map<number, Set<string>>();
-    for (const slot of new Set(pairs.slots)) {
-      const row = (await db.all<{ clusters: string }>(sql`select json_group_array(cluster) as clusters from runs where policy = ${p.name} and slot = ${slot}`))[0];
-      existing.set(slot, new Set(JSON.parse(row?.clusters ?? "[]") as string[]));
-    }
-    const order: number[] = [];
-    for (let i = 0; i < pairs.clusters.length; i++) {
-      if (!existing.get(pairs.slots[i]!)!.has(names[pairs.clusters[i]!]!)) order.push(i);
-    }
-    // In runs_slot_uq's order (policy, slot, cluster), so the new entries are appended side by
-    // side instead of split into pages all over: by slot, keeping the name order (a stable sort,
-    // needed only when spread offsets put clusters in two slots).
-    if (existing.size > 1) order.sort((a, b) => pairs.slots[a]! - pairs.slots[b]!);
-    const fresh = {
-      policy: p.name,
-      clusters: order.map((i) => pairs.clusters[i]!),
-      slots: order.map((i) => pairs.slots[i]!),
-      notBefore: order.map((i) => pairs.notBefore[i]!),
-    };
-    if (fresh.clusters.length) {
-      due.push(fresh);
-      dueCount += fresh.clusters.length;
-    }
-  }
-  if (!writes.length && !dueCount) return 0;
 
-  // Each statement's rows as JSON text, written directly: [id, cluster, policy, slot, notBefore].
-  const nextId = runIds(ctx, now);
-  const insertQueuedRuns = queuedRunsInserter(ctx, now);
-  const first = writes.length;
-  let batch: string[] = [];
-  for (const d of due) {
-    const policy = JSON.stringify(d.policy);
-    for (let i = 0; i < d.clusters.length; i++) {
-      const c = d.clusters[i]!;
-      batch.push(`["${nextId()}",${(quoted[c] ??= JSON.stringify(names[c]!))},${policy},${d.slots[i]!},${d.notBefore[i]!}]`);
-      if (batch.length === INSERT_ROWS) {
-        writes.push(insertQueuedRuns(`[${batch.join(",")}]`));
-        batch = [];
-      }
-    }
+    // Due runs, in SQL over the memberships as the statements above leave them (a member that
+    // joins now has no due slot). Only the two slots of Schedule.dueCandidatesMs can be due.
+    if (!kept) continue;
+    const { latest, previous } = schedule.dueCandidatesMs(now);
+    if (latest === null) continue;
+    const spread = Math.floor(schedule.spreadMs);
+    // `previous` is only ever picked while some offset (< spread) has not elapsed since `latest`.
+    const candidates = spread > now - latest && previous !== null ? [latest, previous] : [latest];
+    // Slots that have runs already (a tick every 30 s sees each slot ~100 times) need each pair
+    // checked; a slot with none (the fleet-wide moment) is inserted straight, conflicts skipped.
+    const started = (
+      await db.all<{ n: number }>(sql`select count(*) as n from (select 1 from runs where policy = ${p.name} and slot in (${sql.join(candidates.map((c) => sql`${c}`), sql`, `)}) limit 1)`)
+    )[0]!.n;
+    runInserts.push(writes.length);
+    writes.push(insertDueRuns({ policy: p.name, latest, previous: candidates.length > 1 ? previous : null, spread, checkExisting: started > 0, ids: ids.take(memberNames.length) }));
   }
-  if (batch.length) writes.push(insertQueuedRuns(`[${batch.join(",")}]`));
+  if (!writes.length) return 0;
   // One transaction for the whole tick. Another ticker may have inserted the same (policy, slot,
   // cluster) meanwhile: the conflict skips it, exactly once.
   const results = await ctx.catalog.atomically(writes);
   let created = 0;
-  for (let i = first; i < results.length; i++) created += ctx.catalog.changes(results[i]);
+  for (const i of runInserts) created += ctx.catalog.changes(results[i]);
   return created;
 }
 
@@ -229,60 +173,92 @@ function base32x8(n: number): string {
 }
 
 /**
- * ULIDs for `now`, increasing (core/ids.ts makes one at a time: ~1 µs each through the ulid
- * package's string arithmetic, 20–40 ms for a fleet-wide tick). Same layout — 48-bit time, then 80
- * random bits counted up from a random start so they increase — but the start is drawn here, not
- * taken from newId: these cannot meet the ids newId hands out in the same millisecond (80 random
- * bits apart, as ids of two processes are).
+ * Blocks of ULIDs for `now`, for SQL to number (core/ids.ts makes one at a time: ~1 µs each through
+ * the ulid package's string arithmetic, 20–40 ms for a fleet-wide tick). Same layout — 48-bit
+ * time, then 80 random bits counted up from a random start so they increase —: a block is the
+ * first 18 characters (time and the high 40 random bits) and a low 40-bit start; row n of a
+ * statement gets low + n. The start is drawn here, not taken from newId: these cannot meet the ids
+ * newId hands out in the same millisecond (80 random bits apart, as ids of two processes are).
  */
-function runIds(ctx: ServiceContext, now: number): () => string {
+function runIds(ctx: ServiceContext, now: number): { take(count: number): { prefix: string; low: number } } {
   const r = ctx.randomBytes(10);
   const half = (o: number) => (((r[o]! * 256 + r[o + 1]!) * 256 + r[o + 2]!) * 256 + r[o + 3]!) * 256 + r[o + 4]!;
   // The top bit of the random part starts clear, so counting up never overflows 80 bits.
   let high = half(0) % 2 ** 39;
   let low = half(5);
   const time = base32x8(Math.floor(now / 1024)) + DIGIT_PAIRS[now % 1024]!; // 48-bit time, 10 digits
-  let prefix = time + base32x8(high);
-  return () => {
-    const id = prefix + base32x8(low);
-    if (++low === TWO_40) {
-      low = 0;
-      prefix = time + base32x8(++high);
-    }
-    return id;
+  return {
+    take(count) {
+      // Rows are numbered from 1: the block is low + 1 … low + count, all below 2^40.
+      if (low + count >= TWO_40) {
+        high++;
+        low = 0;
+      }
+      const block = { prefix: time + base32x8(high), low };
+      low += count;
+      return block;
+    },
   };
 }
 
+/** SQL for 8 base-32 digits of the 40-bit integer in column `v` (base32x8 in SQL). */
+const SQL_BASE32X8 = Array.from({ length: 8 }, (_, k) => `substr('${CROCKFORD}', ((v >> ${35 - 5 * k}) & 31) + 1, 1)`).join(" || ");
+
+interface DueRunsSpec {
+  policy: string;
+  latest: number;
+  /** The slot before `latest`, when some offsets have not elapsed since `latest`; else null. */
+  previous: number | null;
+  /** The spread in whole ms; a member's offset is its spread hash modulo this. */
+  spread: number;
+  /** Skip pairs whose slot has a run already (needed only when the slots have runs). */
+  checkExisting: boolean;
+  ids: { prefix: string; low: number };
+}
+
 /**
- * `insert into runs select … from json_each(?)`: queued capture runs from a JSON array of
- * [id, cluster, policy, slot, notBefore]. The column list is built once per tick.
+ * `insert into runs select … from policy_members`: the queued capture run of each member of one
+ * policy whose due slot (Schedule.dueSlotMs's rule, see dueCandidatesMs) has none, inserted in
+ * runs_slot_uq's (policy, slot, cluster) order so the new entries fill pages side by side, with
+ * ids increasing in that order.
  */
-function queuedRunsInserter(ctx: ServiceContext, now: number): (rowsJson: string) => PendingStatement {
-  const field = (i: number) => sql.raw(`json_extract(value, '$[${i}]')`);
-  const given: Partial<Record<string, SQL>> = {
-    id: field(0),
-    kind: sql`'capture'`,
-    cluster: field(1),
-    policy: field(2),
-    slot: field(3),
-    notBefore: field(4),
-    state: sql`'queued'`,
-    attempt: sql`1`,
-    cancelRequested: sql`0`,
-    bytes: sql`0`,
-    createdAt: sql`${now}`,
-  };
-  // Every column in the table's order (an insert from a select fills them all); the rest are null.
-  const columns = sql.join(
-    Object.keys(getTableColumns(runs)).map((key) => given[key] ?? sql`null`),
-    sql`, `,
-  );
-  // `where true`: without it SQLite would read ON CONFLICT as a join constraint of json_each.
-  return (rowsJson) =>
-    ctx.catalog.db
+function dueRunsInserter(ctx: ServiceContext, now: number): (d: DueRunsSpec) => PendingStatement {
+  const keys = Object.keys(getTableColumns(runs));
+  return (d) => {
+    const given: Partial<Record<string, SQL>> = {
+      id: sql`${d.ids.prefix} || ${sql.raw(SQL_BASE32X8)}`,
+      kind: sql`'capture'`,
+      cluster: sql`cluster`,
+      policy: sql`${d.policy}`,
+      slot: sql`slot`,
+      notBefore: sql`slot + off`,
+      state: sql`'queued'`,
+      attempt: sql`1`,
+      cancelRequested: sql`0`,
+      bytes: sql`0`,
+      createdAt: sql`${now}`,
+    };
+    // Every column in the table's order (an insert from a select fills them all); the rest are null.
+    const columns = sql.join(
+      keys.map((key) => given[key] ?? sql`null`),
+      sql`, `,
+    );
+    const off = d.spread > 0 ? sql`spread_hash % ${d.spread}` : sql`0`;
+    const orPrevious = d.previous === null ? sql`` : sql` else ${d.previous}`;
+    const fresh = d.checkExisting ? sql` and not exists (select 1 from runs r where r.policy = ${d.policy} and r.slot = d.slot and r.cluster = d.cluster)` : sql``;
+    // `where true`: without it SQLite would read ON CONFLICT as part of the select.
+    return ctx.catalog.db
       .insert(runs)
-      .select(sql`select ${columns} from json_each(${rowsJson}) where true`)
+      .select(
+        sql`select ${columns} from (
+          select cluster, off, slot, row_number() over (order by slot, cluster) + ${d.ids.low} as v from (
+            select cluster, since, off, case when ${d.latest} + off <= ${now} then ${d.latest}${orPrevious} end as slot
+            from (select cluster, since, ${off} as off from policy_members where policy = ${d.policy})
+          ) as d where slot > since${fresh}
+        ) where true order by v`,
+      )
       .onConflictDoNothing();
+  };
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
