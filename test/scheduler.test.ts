@@ -402,6 +402,10 @@ describe("the tick's due runs, planned in SQL", () => {
     expect(p.status).toBe(201);
   });
   afterAll(async () => s?.stop());
+  const existingRun = (id: string, cluster: string, slot: number, notBefore: number, at: number) =>
+    s.catalog.sqlite
+      .prepare("insert into runs (id, kind, cluster, policy, slot, not_before, state, attempt, cancel_requested, bytes, created_at) values (?, 'capture', ?, 'p', ?, ?, 'succeeded', 1, 0, 0, ?)")
+      .run(id, cluster, slot, notBefore, at);
 
   it("creates exactly the runs Schedule.dueSlotMs names, with ULIDs of the tick's time increasing in slot and cluster order", async () => {
     const DAY = 86_400_000;
@@ -435,7 +439,7 @@ describe("the tick's due runs, planned in SQL", () => {
             if (slot === null) return;
             if (pair.existing) {
               // Its slot has a run already (another tick made it): nothing new for this pair.
-              enqueue.run(`01EXISTING${String(i).padStart(16, "0")}`, cluster, slot, slot + offset, now);
+              existingRun(`01EXISTING${String(i).padStart(16, "0")}`, cluster, slot, slot + offset, now);
             } else want.push([cluster, slot, slot + offset]);
           });
           const t = await tick(s.svc);
@@ -459,11 +463,4 @@ describe("the tick's due runs, planned in SQL", () => {
       { numRuns: 150 },
     );
   });
-
-  const enqueue = {
-    run: (id: string, cluster: string, slot: number, notBefore: number, at: number) =>
-      s.catalog.sqlite
-        .prepare("insert into runs (id, kind, cluster, policy, slot, not_before, state, attempt, cancel_requested, bytes, created_at) values (?, 'capture', ?, 'p', ?, ?, 'succeeded', 1, 0, 0, ?)")
-        .run(id, cluster, slot, notBefore, at),
-  };
 });
