@@ -44,7 +44,9 @@
 // Targets (issue 4): capture ≥ 1.3× faster than the peer; service peak RSS ≤ 160 MiB for 1 GiB,
 // flat from 256 MiB to 1 GiB and with a throttled S3.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { bundle, startNodeArgs } from "../bin/build.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -73,6 +75,8 @@ const { values } = parseArgs({
     "stand-in-runtime": { type: "string", default: "node" },
     // Write a V8 CPU profile of each service process into this directory (--cpu-prof).
     profile: { type: "string" },
+    // Also run the floor (bench/harness/capture-floor.ts) once per measured round: 1 or 0.
+    floor: { type: "string", default: "1" },
   },
 });
 type Pipe = "grpc" | "save" | "stream";
@@ -87,6 +91,7 @@ const SIZE = parseSize(values.size!);
 const THROTTLE_MBPS = Number(values.throttle);
 const REPEAT = Math.max(1, Number(values.repeat));
 const WARMUP = Math.max(0, Number(values.warmup));
+const FLOOR = values.floor !== "0";
 if (!Number.isInteger(WARMUP)) throw new Error("--warmup is a whole number of rounds");
 
 /**
@@ -175,6 +180,40 @@ async function standInArgv(script: string, args: string[]): Promise<string[]> {
   return [process.execPath, out, ...args];
 }
 
+interface FloorRun {
+  wallS: number;
+  firstByteMs: number | null;
+  streamDoneS: number;
+  bytes: number;
+  /** CPU s of the floor process itself, and of the simulator (+ stand-in), s3rver and etcd meanwhile. */
+  cpu: Record<string, number>;
+  load: number;
+}
+
+/**
+ * The floor: exec → S3 with the service's exec client and S3 store and nothing else (no checks, no
+ * hashing, no age, no catalog), compiled like the service and started with its Node flag; its
+ * start-up is not timed. What every exec-based pipeline pays on this machine.
+ */
+async function floorCapture(argv: string[], kubeconfigFile: string, key: string): Promise<FloorRun> {
+  const load = loadavg()[0]!;
+  const cpu = new CpuMeter({ "kube-sim + exec": sim!.pid, s3rver: s3!.pid, etcd: etcd!.pid }, ["kube-sim + exec"]);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(argv[0]!, [...argv.slice(1), "--kubeconfig", kubeconfigFile, "--endpoint", s3!.endpoint, "--bucket", floorBucket, "--key", key], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let text = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.once("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`capture-floor exited ${code}: ${err.trim()}`))));
+  });
+  const used = cpu.read();
+  const r = JSON.parse(out) as Omit<FloorRun, "cpu" | "load"> & { cpuS: number };
+  return { wallS: r.wallS, firstByteMs: r.firstByteMs, streamDoneS: r.streamDoneS, bytes: r.bytes, cpu: { floor: r.cpuS, ...used }, load };
+}
+let floorBucket = "";
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 try {
@@ -250,6 +289,17 @@ try {
   const peers: PeerRun[] = [];
   const peerLoads: number[] = [];
   const peerServerCpu: Array<Record<string, number>> = [];
+  const floors: FloorRun[] = [];
+  let floorArgv: string[] = [];
+  const floorKubeconfig = join(dir, "floor-kubeconfig");
+  if (FLOOR) {
+    writeFileSync(floorKubeconfig, sim.kubeconfig, { mode: 0o600 });
+    // Bundled and started as the service is (bin/build.js's bundle, npm start's Node flags).
+    const out = join(dir, "stand-ins", "capture-floor.mjs");
+    await bundle("bench/harness/capture-floor.ts", out, { quiet: true });
+    floorArgv = [process.execPath, ...startNodeArgs().flags, out];
+    floorBucket = await s3.createBucket();
+  }
   // Warm-up: the first pipeline to touch the freshly started s3rver and the just-filled etcd pays
   // their start-up (s3rver's JIT, its first 256 MiB of page cache: 4.1–5.0 s of s3rver CPU against
   // 2.7–2.9 later), and in every round it was ours. These rounds run both and are not counted;
@@ -277,6 +327,10 @@ try {
       ours.push({ ...(await serviceCapture(`etcd-vault, ${pipe} #${i + 1}`, `bench-${pipe}`, "s3", dataDir)), pipe });
     }
     if (i % 2 === 0) await runPeer(i);
+    if (FLOOR) {
+      process.stdout.write(`run ${i + 1}/${REPEAT}: floor (exec → S3, nothing else)…\n`);
+      floors.push(await floorCapture(floorArgv, floorKubeconfig, `floor/${i}/snapshot.db`));
+    }
   }
   let throttled: ServiceRun | null = null;
   let throttledPeer: PeerRun | null = null;
@@ -382,6 +436,24 @@ try {
       ? [["peak RSS with S3 throttled vs not", `${fixed(throttled.hwmMiB, 1)} vs ${fixed(median(ours.map((r) => r.hwmMiB)), 1)} MiB`, "flat", pass(throttled.hwmMiB <= median(ours.map((r) => r.hwmMiB)) * 1.15)]]
       : []),
   ]);
+  if (floors.length) {
+    printTable(
+      "The floor: exec → S3 with the service's exec client and S3 store, no checks, no hashing, no age, no catalog (what any exec-based pipeline pays here)",
+      ["run", "wall s", "exec 1st byte ms", "last byte s", "CPU s floor + sim/exec + s3rver + etcd", "total", "peer wall / floor wall", "load 1m at start"],
+      floors.map((f, i) => [
+        `floor #${i + 1}`,
+        fixed(f.wallS, 2),
+        fixed(f.firstByteMs ?? NaN, 0),
+        fixed(f.streamDoneS, 2),
+        [f.cpu.floor!, f.cpu["kube-sim + exec"]!, f.cpu.s3rver!, f.cpu.etcd!].map((x) => fixed(x, 1)).join(" + "),
+        fixed(f.cpu.floor! + f.cpu["kube-sim + exec"]! + f.cpu.s3rver! + f.cpu.etcd!, 1),
+        `${fixed(peers[i]!.wallS / f.wallS, 2)}×`,
+        fixed(f.load, 2),
+      ]),
+    );
+    const floorRatio = peerWall / median(floors.map((f) => f.wallS));
+    process.stdout.write(`floor: peer wall / floor wall (medians) ${fixed(floorRatio, 2)}× — no pipeline that execs through the API server and uploads to this s3rver can beat this ratio on this machine\n`);
+  }
   const paired = peers.map((p, i) => p.wallS / ours.filter((r) => r.pipe === HEADLINE)[i]!.wallS);
   process.stdout.write(`per-round ratios, ${HEADLINE} (peer wall / our wall, round by round): ${paired.map((r) => fixed(r, 2)).join(", ")}\n`);
   process.stdout.write(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
