@@ -156,6 +156,10 @@ try {
       ][i % 8]!,
     );
   }
+  // The HTTP floor: GET /healthz (no token, no catalog) at the same concurrency under the same
+  // loads — what any route costs on this machine's two cores with the clients beside the server.
+  const floorFile = join(dir, "floor.json");
+  writeFileSync(floorFile, JSON.stringify(["/healthz"]));
   const measuredFile = join(dir, "measured.json");
   const hammerFile = join(dir, "hammer.json");
   writeFileSync(measuredFile, JSON.stringify(measured));
@@ -167,15 +171,22 @@ try {
   await client(measuredFile, ["--requests", "300", "--concurrency", values.concurrency!]).done;
   const levels = [...new Set([1, 4, Number(values.concurrency)])].sort((a, b) => a - b);
   const alone: Array<[number, LoadResult]> = [];
-  for (const c of levels) alone.push([c, JSON.parse(await client(measuredFile, ["--requests", String(requests), "--concurrency", String(c)]).done) as LoadResult]);
-  const underLoad = async (load: ReturnType<typeof client>) => {
+  const floors: Array<[string, number, LoadResult]> = [];
+  const measure = async (mode: string, into: Array<[number, LoadResult]>) => {
+    for (const c of levels) {
+      into.push([c, JSON.parse(await client(measuredFile, ["--requests", String(requests), "--concurrency", String(c)]).done) as LoadResult]);
+      floors.push([mode, c, JSON.parse(await client(floorFile, ["--requests", String(requests), "--concurrency", String(c)]).done) as LoadResult]);
+    }
+  };
+  await measure("alone", alone);
+  const underLoad = async (mode: string, load: ReturnType<typeof client>) => {
     await new Promise((r) => setTimeout(r, 1000));
     const results: Array<[number, LoadResult]> = [];
-    for (const c of levels) results.push([c, JSON.parse(await client(measuredFile, ["--requests", String(requests), "--concurrency", String(c)]).done) as LoadResult]);
+    await measure(mode, results);
     return { results, load: JSON.parse(await load.finish()) as LoadResult };
   };
-  const steady = await underLoad(client(hammerFile, ["--seconds", "600", "--concurrency", "16", "--rate", String(LOAD_RATE)]));
-  const saturating = await underLoad(client(hammerFile, ["--seconds", "600", "--concurrency", "4"]));
+  const steady = await underLoad(`steady load (${LOAD_RATE}/s)`, client(hammerFile, ["--seconds", "600", "--concurrency", "16", "--rate", String(LOAD_RATE)]));
+  const saturating = await underLoad("saturating load", client(hammerFile, ["--seconds", "600", "--concurrency", "4"]));
   process.stdout.write(`load average after the reads: ${loadavg().map((l) => fixed(l, 2)).join(" ")}\n`);
 
   const row = (name: string, c: number, r: LoadResult) => [name, c, r.count, r.errors, fixed(r.p50, 2), fixed(r.p90, 2), fixed(r.p99, 2), fixed(r.max, 1), fixed(r.rps, 0), fixed(r.cpuMs / r.count, 2), pass(r.p99 < 20)];
@@ -187,6 +198,14 @@ try {
       ...steady.results.map(([c, r]) => row(`steady load (${LOAD_RATE}/s)`, c, r)),
       ...saturating.results.map(([c, r]) => row("saturating load", c, r)),
     ],
+  );
+  printTable(
+    "The HTTP floor: GET /healthz (no token, no catalog) measured the same way, right after each listing row",
+    ["run", "concurrency", "requests", "errors", "p50", "p90", "p99", "max", "req/s", "listing p99 minus floor p99"],
+    floors.map(([mode, c, r]) => {
+      const listing = (mode === "alone" ? alone : mode === "saturating load" ? saturating.results : steady.results).find(([lc]) => lc === c)![1];
+      return [mode, c, r.count, r.errors, fixed(r.p50, 2), fixed(r.p90, 2), fixed(r.p99, 2), fixed(r.max, 1), fixed(r.rps, 0), fixed(listing.p99 - r.p99, 2)];
+    }),
   );
   const loadRow = (name: string, r: LoadResult) => [
     name, r.count, r.errors, fixed(r.p50, 2), fixed(r.p90, 2), fixed(r.p99, 2), fixed(r.max, 1), fixed(r.rps, 0),
@@ -201,6 +220,9 @@ try {
     process.stdout.write(`statuses: steady load ${JSON.stringify(steady.load.statuses)}, saturating load ${JSON.stringify(saturating.load.statuses)}\n`);
   }
   // The slowest of the hammer's routes, one by one (what "under load" was made of).
+  // One request first to open the connection and warm this process's fetch (its first request
+  // took ~25 ms whatever the route, which the table showed against the first route).
+  await (await fetch(base + "/healthz")).arrayBuffer();
   const perRoute: Array<[string, number]> = [];
   for (const path of hammer.slice(0, 8)) {
     const t0 = performance.now();
