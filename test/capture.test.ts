@@ -112,6 +112,11 @@ describe("manual backup through the simulator into S3", () => {
     const bad = await s.call("POST", "/v1/clusters/prod-a/backups", { target: "s3", recipients: ["age1notarecipient"] });
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toContain("recipients");
+    // One recipient not wrapped in an array: the type is the whole story (zod also ran the
+    // array's size checks on the string and said it was "too big").
+    const bare = await s.call("POST", "/v1/clusters/prod-a/backups", { target: "s3", recipients: f.recipient });
+    expect(bare.status).toBe(400);
+    expect(bare.json.error.message).toBe("recipients: Invalid input: expected array, received string");
     f.sim.config.pods![0]!.exec = [{ argvIncludes: ["pipe"], hang: true }];
     const first = await s.call("POST", "/v1/clusters/prod-a/backups", { target: "s3" });
     expect(first.status).toBe(202);
@@ -190,5 +195,35 @@ describe("manual backup through the simulator into S3", () => {
     expect(f.proxy.ops("AbortMultipartUpload").length).toBeGreaterThan(0);
     await s.call("POST", `/v1/runs/${run.id}/cancel`);
     f.sim.config.pods![0]!.exec = [f.pipeRule()];
+  });
+
+  it("discards the object at once when the sidecar cannot be written", async () => {
+    const fault = f.proxy.inject({ when: (r) => r.operation === "PutObject" && r.path.endsWith(".json"), fault: { kind: "status", status: 503 } });
+    const run = await backupNow();
+    fault.remove();
+    // Right when the attempt is reported failed, not at a later tick's clean-up.
+    await expectCleanFailure(run, "storage_failed", ".json");
+    const mine = (await s.call("GET", "/v1/backups?cluster=prod-a&limit=500")).json.items.filter((b: any) => b.runId === run.id);
+    expect(mine.length).toBe(1);
+    await s.call("POST", `/v1/runs/${run.id}/cancel`);
+  });
+
+  it("a capture cancelled while it runs ends cancelled, never succeeded without its backup", async () => {
+    // Uploads paced so the capture is still running when the cancel comes, and finishes long
+    // before the runner's next heartbeat (a third of the 2 m lease).
+    const slow = f.proxy.inject({ when: (r) => r.operation === "PutObject" || r.operation === "UploadPart", fault: { kind: "throttle", bytesPerSecond: 256 * 1024 } });
+    try {
+      const r = await s.call("POST", "/v1/clusters/prod-a/backups", { target: "s3" });
+      expect(r.status).toBe(202);
+      await waitForRun(s, r.json.id, (run: any) => run.state === "running");
+      const c = await s.call("POST", `/v1/runs/${r.json.id}/cancel`);
+      expect(c.json).toMatchObject({ state: "running", cancelRequested: true });
+      const run = await waitForRun(s, r.json.id, settled);
+      expect(run.state).toBe("cancelled");
+      expect(run.error.code).toBe("cancelled");
+      await expectCleanFailure(run, "cancelled");
+    } finally {
+      slow.remove();
+    }
   });
 });

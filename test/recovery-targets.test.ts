@@ -33,6 +33,20 @@ describe("recovery after a crash mid-capture", () => {
       `insert into backups (id, cluster, run_id, state, created_at, target, object_key, recipients, hold, updated_at)
        values ('01BACKUPCRASHED', 'prod-a', '01RUNCRASHED', 'uploading', ?, 'default', 'prod-a/2026/11/23/01BACKUPCRASHED.db.age', '[]', 0, ?)`,
     ).run(now, now);
+    // The same left by the pod this one replaced (a Deployment's new pod has a new host name),
+    // and a remote runner's capture, which start-up must leave to its lease.
+    const crashed = db.prepare(
+      `insert into runs (id, kind, cluster, not_before, state, attempt, lease_owner, lease_expires_at, cancel_requested, bytes, created_at, started_at, backup_id)
+       values (?, 'capture', 'prod-a', ?, 'running', 1, ?, ?, 0, 0, ?, ?, ?)`,
+    );
+    const uploading = db.prepare(
+      `insert into backups (id, cluster, run_id, state, created_at, target, object_key, recipients, hold, updated_at)
+       values (?, 'prod-a', ?, 'uploading', ?, 'default', ?, '[]', 0, ?)`,
+    );
+    crashed.run("01RUNOLDPOD", now, "inproc:etcd-vault-7d9f-oldpod", now + 60_000, now, now, "01BACKUPOLDPOD");
+    uploading.run("01BACKUPOLDPOD", "01RUNOLDPOD", now, "prod-a/2026/11/23/01BACKUPOLDPOD.db.age", now);
+    crashed.run("01RUNREMOTE", now, "runner:dc1(tok1):r-1", now + 60_000, now, now, "01BACKUPREMOTE");
+    uploading.run("01BACKUPREMOTE", "01RUNREMOTE", now, "prod-a/2026/11/23/01BACKUPREMOTE.db.age", now);
     db.close();
     const dir = join(first.dir, "data", "vault", "prod-a", "2026", "11", "23");
     mkdirSync(dir, { recursive: true });
@@ -48,6 +62,11 @@ describe("recovery after a crash mid-capture", () => {
       expect(run.error.message).toContain("restarted");
       expect(run.lease).toBeNull();
       expect(readdirSync(dir)).toEqual([]);
+      expect((await second.call("GET", "/v1/backups/01BACKUPOLDPOD")).json.state).toBe("failed");
+      const old = (await second.call("GET", "/v1/runs/01RUNOLDPOD")).json;
+      expect([old.state, old.attempt, old.error?.message]).toEqual(["queued", 2, "the service restarted during the capture"]);
+      expect((await second.call("GET", "/v1/backups/01BACKUPREMOTE")).json.state).toBe("uploading");
+      expect((await second.call("GET", "/v1/runs/01RUNREMOTE")).json.state).toBe("running");
     } finally {
       await second.stop();
     }

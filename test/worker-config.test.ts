@@ -55,6 +55,16 @@ describe("loadWorkerConfig", () => {
     expect(loadWorkerConfig({ ...base, ETCD_VAULT_ADMIN_TOKEN: "evt-like-but-not-issued-0123456789" }).ETCD_VAULT_ADMIN_TOKEN).toBe("evt-like-but-not-issued-0123456789");
   });
 
+  it("checks ETCD_VAULT_DEFAULT_RECIPIENTS at start in both editions, naming the entry", () => {
+    const good = "age1tnkyet5qkt4d8pmvxc9838ryegkhm6ahwz7xews4fmlw4p3qegmszj5u3v";
+    expect(loadWorkerConfig({ ...base, ETCD_VAULT_DEFAULT_RECIPIENTS: ` ${good} , ` }).ETCD_VAULT_DEFAULT_RECIPIENTS).toEqual([good]);
+    expect(loadConfig({ ETCD_VAULT_DATA_DIR: "/tmp/unused", ETCD_VAULT_DEFAULT_RECIPIENTS: good }).ETCD_VAULT_DEFAULT_RECIPIENTS).toEqual([good]);
+    expect(problems({ ...base, ETCD_VAULT_DEFAULT_RECIPIENTS: `${good},age1bogus` })).toMatch(/ETCD_VAULT_DEFAULT_RECIPIENTS: recipient\[1\]: /);
+    expect(() => loadConfig({ ETCD_VAULT_DATA_DIR: "/tmp/unused", ETCD_VAULT_DEFAULT_RECIPIENTS: "ssh-ed25519 AAAA" })).toThrow(
+      /invalid configuration:\n  ETCD_VAULT_DEFAULT_RECIPIENTS: recipient\[0\]: /,
+    );
+  });
+
   it("names missing secrets and how to set them, without echoing values", () => {
     const msg = problems({ DB: d1, VAULT: r2, ETCD_VAULT_ADMIN_TOKEN: "short" });
     expect(msg).toMatch(/ETCD_VAULT_MASTER_KEY: is required.*wrangler secret put/);

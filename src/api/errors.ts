@@ -25,7 +25,12 @@ function fieldPath(path: ReadonlyArray<PropertyKey>): string {
 
 /** zod issues → one readable message naming the field(s): `labels.env: expected string`. */
 export function describeZodError(err: ZodError, where: string): string {
-  const parts = err.issues.slice(0, 5).map((i) => {
+  // A value of the wrong type also fails its length or size checks, which zod reports on the
+  // same path ("expected array, received string; Too big: expected string to have <=32
+  // characters"): only the type is news to the caller.
+  const mistyped = new Set(err.issues.filter((i) => i.code === "invalid_type").map((i) => fieldPath(i.path)));
+  const issues = err.issues.filter((i) => i.code === "invalid_type" || !mistyped.has(fieldPath(i.path)));
+  const parts = issues.slice(0, 5).map((i) => {
     const path = i.path.length ? fieldPath(i.path) : where;
     if (i.code === "unrecognized_keys") {
       const keys = (i as unknown as { keys: string[] }).keys;

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { durationSetting } from "../core/duration-setting.js";
+import { recipientsSetting } from "./recipients-setting.js";
 import { ADMIN_TOKEN_FORM_MESSAGE, ISSUED_TOKEN } from "../services/tokens.js";
 
 export const envSchema = z.object({
@@ -28,15 +29,7 @@ export const envSchema = z.object({
   ETCD_VAULT_MASTER_KEY: z.string().optional(),
   ETCD_VAULT_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   ETCD_VAULT_SCHEDULER: z.enum(["on", "off"]).default("on"),
-  ETCD_VAULT_DEFAULT_RECIPIENTS: z
-    .string()
-    .default("")
-    .transform((v) =>
-      v
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+  ETCD_VAULT_DEFAULT_RECIPIENTS: recipientsSetting(),
   ETCD_VAULT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
   ETCD_VAULT_EXEC_IDLE_TIMEOUT: durationSetting("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
   ETCD_VAULT_LEASE: durationSetting("ETCD_VAULT_LEASE", "2m"),

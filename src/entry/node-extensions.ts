@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import type { AppEnv, RemoteAddrFn } from "../api/env.js";
 import { linkRoutes } from "../api/routes-links.js";
 import type { ServiceContext } from "../services/context.js";
-import { recoverAfterCrash } from "../services/capture-jobs.js";
+import { IN_PROCESS_OWNER_PREFIX, recoverAfterCrash } from "../services/capture-jobs.js";
 import { Runner } from "../scheduler/runner.js";
 import { localBackend } from "../scheduler/local-backend.js";
 import type { Config } from "./config.js";
@@ -19,8 +19,8 @@ export function nodeExtensions(remoteAddr: RemoteAddrFn): Array<(app: OpenAPIHon
 
 export const TICK_INTERVAL_MS = 30_000;
 
-/** The lease owner of this process's in-process runner: stable across restarts of one host. */
-export const inProcessOwner = () => `inproc:${hostname()}`;
+/** The lease owner of this process's in-process runner (start-up recovery takes any `inproc:` owner). */
+export const inProcessOwner = () => `${IN_PROCESS_OWNER_PREFIX}${hostname()}`;
 
 export async function startBackground(
   svc: ServiceContext,
@@ -28,7 +28,7 @@ export async function startBackground(
   setWake: (fn: () => void) => void,
 ): Promise<{ stop(): Promise<void> }> {
   const owner = inProcessOwner();
-  const recovered = await recoverAfterCrash(svc, owner);
+  const recovered = await recoverAfterCrash(svc);
   if (recovered.runs || recovered.backups) svc.log.warn("recovered from an unclean stop", recovered);
   if (config.ETCD_VAULT_SCHEDULER === "off") return { stop: async () => {} };
   const runner = new Runner({

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { durationSetting } from "../core/duration-setting.js";
+import { recipientsSetting } from "./recipients-setting.js";
 import { parseStorageUrl } from "../core/storage-url.js";
 import { decodeMasterKey } from "../crypto/secret-box.js";
 import { isD1Database, type D1DatabaseLike } from "../catalog/d1.js";
@@ -37,10 +38,7 @@ export const workerEnvSchema = z
       .refine((v) => !ISSUED_TOKEN.test(v), ADMIN_TOKEN_FORM_MESSAGE),
     ETCD_VAULT_STORAGE: z.string().default("r2://VAULT"),
     ETCD_VAULT_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
-    ETCD_VAULT_DEFAULT_RECIPIENTS: z
-      .string()
-      .default("")
-      .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean)),
+    ETCD_VAULT_DEFAULT_RECIPIENTS: recipientsSetting(),
     ETCD_VAULT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
     ETCD_VAULT_EXEC_IDLE_TIMEOUT: durationSetting("ETCD_VAULT_EXEC_IDLE_TIMEOUT", "60s"),
     ETCD_VAULT_LEASE: durationSetting("ETCD_VAULT_LEASE", "2m"),

@@ -48,11 +48,11 @@ export function localBackend(ctx: ServiceContext, owner: string): RunnerBackend 
     },
     async complete(job, report) {
       const plan = plans.get(job.runId)!;
-      try {
-        await completeCapture(ctx, plan, owner, report);
-      } finally {
-        plans.delete(job.runId);
-      }
+      await completeCapture(ctx, plan, owner, report);
+      // Only once the backup is recorded: when completing fails (the stored-size check, the
+      // sidecar), the runner reports the failure next and fail() needs the plan to discard the
+      // object and mark the backup failed at once, not at a later tick.
+      plans.delete(job.runId);
     },
     async discovered(job, facts) {
       await storeFacts(ctx, job.cluster, facts);

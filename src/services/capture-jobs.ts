@@ -3,7 +3,7 @@
 // the failure and remove whatever reached the vault. Runtime-neutral: used by the in-process
 // runner of the Node edition and by the runner routes of both editions.
 
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, like, sql } from "drizzle-orm";
 import { backups, clusters, policies, runs, uploads } from "../catalog/schema.js";
 import type { Backup } from "../core/backup-types.js";
 import type { ClusterFacts } from "../core/cluster-types.js";
@@ -161,7 +161,7 @@ export async function completeCapture(
       bytes: report.plaintext.size,
       timings: report.timings,
       backupId: plan.backupId,
-    }),
+    }, { unlessCancelled: true }),
   ];
   if (facts) stmts.push(ctx.catalog.db.update(clusters).set({ facts }).where(eq(clusters.name, plan.cluster)) as never);
   await ctx.catalog.atomically(stmts);
@@ -211,12 +211,19 @@ export async function abandonCapture(
   }
 }
 
-/** At start: backups left `uploading` and runs left `running` by a crash of this process. */
-export async function recoverAfterCrash(ctx: ServiceContext, owner: string): Promise<{ runs: number; backups: number }> {
+/** Lease owners of the Node edition's in-process runner start with this (entry/node-extensions.ts). */
+export const IN_PROCESS_OWNER_PREFIX = "inproc:";
+
+/**
+ * At start: backups left `uploading` and runs left `running` by a crash of the in-process runner.
+ * Any in-process owner counts, not only this host's: a catalog is served by one Node process at a
+ * time, and a replaced pod (the Deployment recreates it) comes back under a new host name.
+ */
+export async function recoverAfterCrash(ctx: ServiceContext): Promise<{ runs: number; backups: number }> {
   const stale = await ctx.catalog.db
     .select()
     .from(runs)
-    .where(and(eq(runs.state, "running"), eq(runs.leaseOwner, owner)));
+    .where(and(eq(runs.state, "running"), like(runs.leaseOwner, `${IN_PROCESS_OWNER_PREFIX}%`)));
   let nb = 0;
   for (const r of stale) {
     const b = r.backupId
@@ -226,12 +233,12 @@ export async function recoverAfterCrash(ctx: ServiceContext, owner: string): Pro
       await abandonCapture(
         ctx,
         planFromBackup(b),
-        owner,
+        r.leaseOwner,
         { code: "internal", message: "the service restarted during the capture" },
       );
       nb++;
     } else {
-      await failAttempt(ctx, r.id, owner, { code: "internal", message: "the service restarted during the run" });
+      await failAttempt(ctx, r.id, r.leaseOwner, { code: "internal", message: "the service restarted during the run" });
     }
   }
   return { runs: stale.length, backups: nb + (await abandonOrphans(ctx)) };

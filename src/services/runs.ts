@@ -274,6 +274,7 @@ export function succeedStatement(
   id: string,
   owner: string,
   patch: { pod?: string | null; bytes?: number; timings?: RunRow["timings"]; backupId?: string | null; result?: unknown },
+  opts: { unlessCancelled?: boolean } = {},
 ) {
   const now = ctx.clock.now().getTime();
   return ctx.catalog.db
@@ -287,7 +288,16 @@ export function succeedStatement(
       errorMessage: null,
       ...patch,
     })
-    .where(and(eq(runs.id, id), eq(runs.leaseOwner, owner), eq(runs.state, "running")));
+    .where(
+      and(
+        eq(runs.id, id),
+        eq(runs.leaseOwner, owner),
+        eq(runs.state, "running"),
+        // A capture's success is written in one batch with its backup's, under the same
+        // conditions: a run cancelled meanwhile must not succeed while its backup is discarded.
+        opts.unlessCancelled ? eq(runs.cancelRequested, false) : undefined,
+      ),
+    );
 }
 
 /**
