@@ -2,6 +2,7 @@
 // returned, /check against s3rver and against a broken target).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -67,6 +68,47 @@ describe("recovery after a crash mid-capture", () => {
       expect([old.state, old.attempt, old.error?.message]).toEqual(["queued", 2, "the service restarted during the capture"]);
       expect((await second.call("GET", "/v1/backups/01BACKUPREMOTE")).json.state).toBe("uploading");
       expect((await second.call("GET", "/v1/runs/01RUNREMOTE")).json.state).toBe("running");
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe("tick --db leaves a dead runner's upload to the server", () => {
+  it("re-queues the run but keeps the backup uploading; the server's start-up then removes its object", async () => {
+    const first = await startTestService();
+    await first.call("POST", "/v1/clusters", { name: "prod-a", kubeconfig: KC });
+    await first.close();
+    const file = join(first.dir, "data", "catalog.db");
+    const db = new Database(file);
+    const now = Date.now();
+    // A remote runner that died mid-upload: its lease has expired.
+    db.prepare(
+      `insert into runs (id, kind, cluster, not_before, state, attempt, lease_owner, lease_expires_at, cancel_requested, bytes, created_at, started_at, backup_id)
+       values ('01RUNDEADRUNNER', 'capture', 'prod-a', ?, 'running', 1, 'runner:dc1(t1):r-9', ?, 0, 0, ?, ?, '01BACKUPDEADRUNNER')`,
+    ).run(now - 600_000, now - 60_000, now - 600_000, now - 600_000);
+    db.prepare(
+      `insert into backups (id, cluster, run_id, state, created_at, target, object_key, recipients, hold, updated_at)
+       values ('01BACKUPDEADRUNNER', 'prod-a', '01RUNDEADRUNNER', 'uploading', ?, 'default', 'prod-a/2026/11/23/01BACKUPDEADRUNNER.db.age', '[]', 0, ?)`,
+    ).run(now, now);
+    db.close();
+    const dir = join(first.dir, "data", "vault", "prod-a", "2026", "11", "23");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, ".01BACKUPDEADRUNNER.db.age.part1-a1b2c3.etcd-vault-tmp"), Buffer.alloc(4096, 7));
+
+    const cli = spawnSync(process.execPath, ["--import", "tsx", "src/entry/cli.ts", "tick", "--db", file], { encoding: "utf8", env: { ...process.env, ETCD_VAULT_DATA_DIR: join(first.dir, "data") } });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ requeued: 1, deleted: 0 });
+    expect(cli.stderr).not.toContain("could not remove");
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("select state from backups where id = '01BACKUPDEADRUNNER'").get()).toEqual({ state: "uploading" });
+    expect(check.prepare("select state, attempt from runs where id = '01RUNDEADRUNNER'").get()).toEqual({ state: "queued", attempt: 2 });
+    check.close();
+
+    const second = await startTestService({}, { dir: first.dir });
+    try {
+      expect((await second.call("GET", "/v1/backups/01BACKUPDEADRUNNER")).json.state).toBe("failed");
+      expect(readdirSync(dir)).toEqual([]);
     } finally {
       await second.stop();
     }

@@ -102,6 +102,59 @@ describe("policies: validation and description", () => {
   });
 });
 
+describe("PATCH /v1/policies/{name} is a JSON merge patch", () => {
+  let s: TestService;
+  let now = Date.parse("2026-11-20T10:17:00Z");
+  beforeAll(async () => {
+    s = await startTestService({}, { clock: { now: () => new Date(now) } });
+    for (let i = 0; i < 2; i++) await s.call("POST", "/v1/clusters", { name: `m${i}`, labels: { env: "prod", tier: "core" }, kubeconfig: KC("https://127.0.0.1:1") });
+  });
+  afterAll(async () => s.stop());
+  const patch = (name: string, body: unknown) => s.call("PATCH", `/v1/policies/${name}`, body);
+
+  it("merges the selector's labels and resets what is set to null", async () => {
+    const body = { name: "mp", selector: { matchLabels: { env: "prod" } }, schedule: "0 3 * * *", timezone: "Europe/Berlin", spread: "1h", retention: { last: 4, daily: 7 }, recipients: [RCPT] };
+    expect((await s.call("POST", "/v1/policies", body)).status).toBe(201);
+    let r = await patch("mp", { selector: { matchLabels: { tier: "core" } } });
+    expect(r.status).toBe(200);
+    expect(r.json.selector.matchLabels).toEqual({ env: "prod", tier: "core" });
+    r = await patch("mp", { selector: { matchLabels: { env: null } }, retention: { daily: null, weekly: 2 }, timezone: null, spread: null });
+    expect(r.status).toBe(200);
+    expect(r.json.selector.matchLabels).toEqual({ tier: "core" });
+    expect(r.json.retention).toMatchObject({ last: 4, daily: 0, weekly: 2 });
+    expect([r.json.timezone, r.json.spread]).toEqual(["UTC", "0s"]);
+    expect((await patch("mp", { selector: { matchLabels: { tier: 5 } } })).json.error.message).toContain("selector.matchLabels.tier");
+  });
+
+  it("keeps an RPO that was given, and lets a default one follow the schedule", async () => {
+    const body = { selector: { matchLabels: { env: "none" } }, retention: { last: 4 }, recipients: [RCPT] };
+    expect((await s.call("POST", "/v1/policies", { ...body, name: "given", schedule: "0 3 * * *", rpo: "3d" })).json.rpo).toBe("3d");
+    expect((await patch("given", { schedule: "0 4 * * *" })).json.rpo).toBe("3d");
+    // Still checked against the new schedule.
+    expect((await patch("given", { schedule: "0 4 * * 1" })).json.error.message).toContain("rpo");
+    expect((await s.call("POST", "/v1/policies", { ...body, name: "dflt", schedule: "0 * * * *" })).json.rpo).toBe("1h30m");
+    // Berlin's fall-back makes one hourly interval 2 h: the default follows the time zone too.
+    expect((await patch("dflt", { timezone: "Europe/Berlin" })).json.rpo).toBe("3h");
+    expect((await patch("dflt", { schedule: "0 3 * * *", timezone: null })).json.rpo).toBe("1d12h");
+    expect((await patch("given", { rpo: null })).json.rpo).toBe("1d12h");
+  });
+
+  it("a new schedule fires no slot from before the change", async () => {
+    const body = { name: "sch", selector: { matchLabels: { tier: "core" } }, schedule: "0 0 1 1 *", retention: { last: 4 }, recipients: [RCPT] };
+    expect((await s.call("POST", "/v1/policies", body)).status).toBe(201);
+    now = Date.parse("2026-11-20T10:21:00Z");
+    expect((await patch("sch", { schedule: "*/5 * * * *" })).status).toBe(200);
+    const d = (await s.call("GET", "/v1/policies/sch")).json;
+    expect(d.clusters.map((c: any) => c.nextSlot)).toEqual(["2026-11-20T10:25:00.000Z", "2026-11-20T10:25:00.000Z"]);
+    // 10:20 is a slot of the new schedule after the policy was created, but before the change.
+    expect((await s.call("POST", "/v1/tick")).json.created).toBe(0);
+    now = Date.parse("2026-11-20T10:25:00Z");
+    expect((await s.call("POST", "/v1/tick")).json.created).toBe(2);
+    const runs = (await s.call("GET", "/v1/runs?policy=sch")).json.items;
+    expect(runs.map((r: any) => r.slot)).toEqual(["2026-11-20T10:25:00.000Z", "2026-11-20T10:25:00.000Z"]);
+  });
+});
+
 describe("pausing or deleting a policy stops its queued runs", () => {
   it("cancels the runs it queued that nobody started, with the reason", async () => {
     let now = Date.parse("2026-11-20T10:17:00Z");

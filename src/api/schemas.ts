@@ -276,7 +276,28 @@ export const PolicyCreate = z
     paused: z.boolean().optional(),
   })
   .openapi("PolicyCreate");
-export const PolicyPatch = PolicyCreate.omit({ name: true }).partial().extend({ retention: Retention.partial().optional() }).openapi("PolicyPatch");
+// JSON merge patch (RFC 7396): what is absent stays, `null` removes a label from the selector or
+// resets timezone, spread, rpo or a retention rule to its default.
+export const PolicyPatch = PolicyCreate.omit({ name: true })
+  .partial()
+  .extend({
+    selector: z.strictObject({ matchLabels: z.record(z.string(), z.string().nullable()) }).optional(),
+    timezone: z.string().min(1).max(64).nullable().optional(),
+    spread: z.string().nullable().optional(),
+    rpo: z.string().nullable().optional(),
+    retention: z
+      .strictObject({
+        last: z.number().int().nullable().optional(),
+        hourly: z.number().int().nullable().optional(),
+        daily: z.number().int().nullable().optional(),
+        weekly: z.number().int().nullable().optional(),
+        monthly: z.number().int().nullable().optional(),
+        yearly: z.number().int().nullable().optional(),
+        within: z.string().nullable().optional(),
+      })
+      .optional(),
+  })
+  .openapi("PolicyPatch");
 export const Policy = z
   .object({
     name: z.string(),

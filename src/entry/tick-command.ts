@@ -33,7 +33,9 @@ export const tickCommand: Command = {
 etcd-vault tick --db FILE [--now TIME]   tick a local catalog directly (TIME: RFC 3339, default now)
   [--until TIME --every DURATION]        replay: tick repeatedly from --now to --until
 
-Prints {"created","requeued","deleted","retrying"} as JSON.`,
+Prints {"created","requeued","deleted","retrying"} as JSON. With --db it plans and re-queues
+runs only: it has no vault access, so the retention sweep and the clean-up of dead runners'
+uploads are left to the server's ticks (deleted is always 0).`,
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -79,7 +81,9 @@ Prints {"created","requeued","deleted","retrying"} as JSON.`,
         randomBytes: (n) => new Uint8Array(randomBytes(n)),
       };
       for (; clockNow <= until; clockNow += step || 1) {
-        const result = await tick(ctx);
+        // No vault here: neither the retention sweep (it deletes objects) nor the clean-up of dead
+        // runners' uploads runs; the server's own ticks do both.
+        const result = await tick(ctx, { abandonOrphans: false });
         process.stdout.write(JSON.stringify({ now: new Date(clockNow).toISOString(), ...result }) + "\n");
         if (!step) break;
       }

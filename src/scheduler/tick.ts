@@ -33,6 +33,12 @@ export interface TickResult {
 export interface TickOptions {
   /** Retention sweep (deletes); injected so the scheduler does not depend on the retention layer. */
   sweep?: (ctx: ServiceContext) => Promise<number>;
+  /**
+   * Discard the uploads of captures whose runner is gone (default true). `tick --db` has no vault
+   * access: it leaves them `uploading` for the server's next tick, which can remove their objects
+   * and abort their multipart uploads (marked failed here, they would never be cleaned).
+   */
+  abandonOrphans?: boolean;
 }
 
 // Memberships per statement. Each statement binds its rows as one JSON array that SQLite's
@@ -43,7 +49,7 @@ export async function tick(ctx: ServiceContext, opts: TickOptions = {}): Promise
   const now = ctx.clock.now().getTime();
   const requeued = (await requeueExpired(ctx)).length;
   // The dead attempts' half-written objects and multipart parts go now, not at the next start.
-  await abandonOrphans(ctx);
+  if (opts.abandonOrphans !== false) await abandonOrphans(ctx);
   const created = await createDueRuns(ctx, now);
   const deleted = opts.sweep ? await opts.sweep(ctx) : 0;
   // `next_attempt_at is not null` only on queued runs waiting for a retry: runs_retry_idx holds

@@ -117,16 +117,44 @@ export async function listPolicies(ctx: ServiceContext): Promise<PolicyView[]> {
   return (await ctx.catalog.db.select().from(policies).orderBy(asc(policies.name))).map(policyView);
 }
 
-export async function patchPolicy(ctx: RequestContext, name: string, patch: Partial<Omit<PolicyInput, "name">>): Promise<PolicyView> {
+/** A JSON merge patch of a policy (RFC 7396): absent keeps, `null` removes or resets to the default. */
+export interface PolicyPatchInput {
+  selector?: { matchLabels: Record<string, string | null> };
+  schedule?: string;
+  timezone?: string | null;
+  spread?: string | null;
+  rpo?: string | null;
+  retention?: Record<string, number | string | null | undefined>;
+  recipients?: string[];
+  target?: string;
+  paused?: boolean;
+}
+
+export async function patchPolicy(ctx: RequestContext, name: string, patch: PolicyPatchInput): Promise<PolicyView> {
   const row = await getPolicyRow(ctx, name);
+  const matchLabels: Record<string, string> = { ...row.selector.matchLabels };
+  for (const [k, v] of Object.entries(patch.selector?.matchLabels ?? {})) {
+    if (v === null) delete matchLabels[k];
+    else matchLabels[k] = v;
+  }
+  const retention: Record<string, number | string | null | undefined> = { ...row.retention };
+  // A removed count rule is off (0); a removed `within` is none.
+  for (const [k, v] of Object.entries(patch.retention ?? {})) if (v !== undefined) retention[k] = v === null ? (k === "within" ? null : 0) : v;
+  const schedule = patch.schedule ?? row.schedule;
+  const timezone = patch.timezone === null ? undefined : (patch.timezone ?? row.timezone);
+  const spread = patch.spread === null ? undefined : (patch.spread ?? row.spread);
+  // The stored rpo is either the user's or the default of the schedule it was last computed for.
+  // A default follows the schedule and time zone; a user's value stays (and must still fit).
+  const old = new Schedule({ schedule: row.schedule, timezone: row.timezone, spread: row.spread }, { now: ctx.clock.now(), stored: true });
+  const rpoWasDefault = row.rpo === formatDuration(old.defaultRpoMs);
+  const rpo = patch.rpo === null ? undefined : (patch.rpo ?? (rpoWasDefault ? undefined : row.rpo));
   const merged: Omit<PolicyInput, "name"> = {
-    selector: patch.selector ?? row.selector,
-    schedule: patch.schedule ?? row.schedule,
-    timezone: patch.timezone ?? row.timezone,
-    spread: patch.spread ?? row.spread,
-    // A new schedule without an explicit rpo gets the default for the new interval.
-    rpo: patch.rpo ?? (patch.schedule ? undefined : row.rpo),
-    retention: patch.retention ? { ...row.retention, ...patch.retention } : row.retention,
+    selector: { matchLabels },
+    schedule,
+    timezone,
+    spread,
+    rpo,
+    retention,
     recipients: patch.recipients ?? row.recipients,
     target: patch.target ?? row.target,
     paused: patch.paused ?? row.paused,
@@ -134,14 +162,16 @@ export async function patchPolicy(ctx: RequestContext, name: string, patch: Part
   const n = await normalise(ctx, merged);
   const now = ctx.clock.now().getTime();
   const pausing = n.paused && !row.paused;
-  const resuming = !n.paused && row.paused;
+  // Resumed, or given other slots (a new schedule or time zone), it starts afresh like a new
+  // policy: no slot from before this moment fires.
+  const restarting = (!n.paused && row.paused) || n.schedule !== row.schedule || n.timezone !== row.timezone;
   await ctx.catalog.atomically([
     ctx.catalog.db.update(policies).set({ ...n, updatedAt: now }).where(eq(policies.name, name)),
     // Paused means no more captures: the runs it queued and nobody started yet go too.
     ...(pausing ? [cancelQueuedRuns(ctx, name, now, "policy paused")] : []),
-    // Resumed, it starts afresh like a new policy: the first run is at the first slot after now,
-    // not the slot that fell inside the pause (take a manual backup for "now").
-    ...(resuming ? [ctx.catalog.db.update(policyMembers).set({ since: now }).where(eq(policyMembers.policy, name))] : []),
+    // The first run is at the first slot after now, not the slot that fell inside the pause or
+    // one of the new schedule that came before the change (take a manual backup for "now").
+    ...(restarting ? [ctx.catalog.db.update(policyMembers).set({ since: now }).where(eq(policyMembers.policy, name))] : []),
     auditStatement(ctx, { action: "policy.update", subject: `policy/${name}`, detail: { fields: Object.keys(patch) } }),
   ]);
   await ctx.catalog.atomically(await membershipStatements(ctx, { policy: name }, now));
