@@ -139,6 +139,27 @@ describe("PATCH /v1/policies/{name} is a JSON merge patch", () => {
     expect((await patch("given", { rpo: null })).json.rpo).toBe("1d12h");
   });
 
+  it("lists policies a page at a time, in name order, with the list conventions' checks", async () => {
+    const all = (await s.call("GET", "/v1/policies")).json;
+    expect(all.nextCursor).toBeNull();
+    const names: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: any = (await s.call("GET", `/v1/policies?limit=1${cursor ? `&cursor=${cursor}` : ""}`)).json;
+      expect(r.items.length).toBe(1);
+      names.push(r.items[0].name);
+      cursor = r.nextCursor;
+    } while (cursor);
+    expect(names).toEqual(all.items.map((p: any) => p.name));
+    expect(names).toEqual([...names].sort());
+    expect(names.length).toBeGreaterThan(1);
+    for (const [q, field] of [["limit=abc", "limit"], ["limit=501", "limit"], ["cursor=zzz", "cursor"]]) {
+      const r = await s.call("GET", `/v1/policies?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.json.error.message).toContain(field);
+    }
+  });
+
   it("a new schedule fires no slot from before the change", async () => {
     const body = { name: "sch", selector: { matchLabels: { tier: "core" } }, schedule: "0 0 1 1 *", retention: { last: 4 }, recipients: [RCPT] };
     expect((await s.call("POST", "/v1/policies", body)).status).toBe(201);

@@ -1,11 +1,11 @@
-import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
-import { createPolicy, deletePolicy, describePolicy, listPolicies, patchPolicy } from "../services/policies.js";
+import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
+import { createPolicy, deletePolicy, describePolicy, listPoliciesPage, patchPolicy } from "../services/policies.js";
 import type { ServiceContext } from "../services/context.js";
 import { tick } from "../scheduler/tick.js";
 import { audit } from "../services/audit.js";
 import { requireRole } from "./auth.js";
 import type { AppEnv } from "./env.js";
-import { NameParam, Policy, PolicyCreate, PolicyDetail, PolicyPatch, TickResult, errorResponses, jsonBody, jsonOk } from "./schemas.js";
+import { ListQuery, NameParam, Policy, PolicyCreate, PolicyDetail, PolicyPatch, TickResult, errorResponses, jsonBody, jsonOk, page } from "./schemas.js";
 
 export function policyRoutes(sweep?: (ctx: ServiceContext) => Promise<number>) {
   return (app: OpenAPIHono<AppEnv>): void => {
@@ -14,8 +14,8 @@ export function policyRoutes(sweep?: (ctx: ServiceContext) => Promise<number>) {
       async (c) => c.json(await createPolicy(c.get("ctx"), c.req.valid("json")), 201),
     );
     app.openapi(
-      createRoute({ method: "get", path: "/v1/policies", tags: ["policies"], middleware: [requireRole("viewer")], responses: { 200: jsonOk(z.object({ items: z.array(Policy), nextCursor: z.null() })), ...errorResponses } }),
-      async (c) => c.json({ items: await listPolicies(c.get("ctx")), nextCursor: null }, 200),
+      createRoute({ method: "get", path: "/v1/policies", tags: ["policies"], middleware: [requireRole("viewer")], request: { query: ListQuery }, responses: { 200: jsonOk(page(Policy)), ...errorResponses } }),
+      async (c) => c.json(await listPoliciesPage(c.get("ctx"), c.req.valid("query")), 200),
     );
     app.openapi(
       createRoute({ method: "get", path: "/v1/policies/{name}", tags: ["policies"], middleware: [requireRole("viewer")], request: { params: NameParam }, responses: { 200: jsonOk(PolicyDetail), ...errorResponses } }),

@@ -1,7 +1,7 @@
 // Fleet policies: a label selector, a schedule (cron or @every) in a time zone with a spread, an
 // RPO, retention rules, recipients and a target. One policy covers every matching cluster.
 
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, gt } from "drizzle-orm";
 import { clusters, policies, policyMembers, runs } from "../catalog/schema.js";
 import { conflict, invalidInput, notFound } from "../core/errors.js";
 import { checkLabels, matchesLabels } from "../core/labels.js";
@@ -13,6 +13,7 @@ import type { RequestContext, ServiceContext } from "./context.js";
 import { auditStatement } from "./audit.js";
 import { membershipStatements } from "./membership.js";
 import { getTargetRow } from "./targets.js";
+import { decodeCursor, encodeCursor } from "./paging.js";
 
 export type PolicyRow = typeof policies.$inferSelect;
 
@@ -115,6 +116,19 @@ export async function createPolicy(ctx: RequestContext, input: PolicyInput): Pro
 
 export async function listPolicies(ctx: ServiceContext): Promise<PolicyView[]> {
   return (await ctx.catalog.db.select().from(policies).orderBy(asc(policies.name))).map(policyView);
+}
+
+/** A page of policies in name order (a fleet has a few; names are what people look them up by). */
+export async function listPoliciesPage(ctx: ServiceContext, q: { limit: number; cursor?: string }): Promise<{ items: PolicyView[]; nextCursor: string | null }> {
+  const after = decodeCursor(q.cursor);
+  const rows = await ctx.catalog.db
+    .select()
+    .from(policies)
+    .where(after === null ? undefined : gt(policies.name, after))
+    .orderBy(asc(policies.name))
+    .limit(q.limit + 1);
+  const items = rows.slice(0, q.limit).map(policyView);
+  return { items, nextCursor: rows.length > q.limit ? encodeCursor(items[items.length - 1]!.name) : null };
 }
 
 /** A JSON merge patch of a policy (RFC 7396): absent keeps, `null` removes or resets to the default. */
