@@ -452,7 +452,7 @@ try {
       ]),
     );
     const floorRatio = peerWall / median(floors.map((f) => f.wallS));
-    process.stdout.write(`floor: peer wall / floor wall (medians) ${fixed(floorRatio, 2)}× — no pipeline that execs through the API server and uploads to this s3rver can beat this ratio on this machine\n`);
+    process.stdout.write(`floor: peer wall / floor wall (medians) ${fixed(floorRatio, 2)}× : what moving the bytes with the service's exec client and S3 store costs here; the issue's checks, hashes and age come on top\n`);
   }
   const paired = peers.map((p, i) => p.wallS / ours.filter((r) => r.pipe === HEADLINE)[i]!.wallS);
   process.stdout.write(`per-round ratios, ${HEADLINE} (peer wall / our wall, round by round): ${paired.map((r) => fixed(r, 2)).join(", ")}\n`);
