@@ -285,16 +285,9 @@ export const PolicyPatch = PolicyCreate.omit({ name: true })
     timezone: z.string().min(1).max(64).nullable().optional(),
     spread: z.string().nullable().optional(),
     rpo: z.string().nullable().optional(),
+    // Retention's rules, each also nullable.
     retention: z
-      .strictObject({
-        last: z.number().int().nullable().optional(),
-        hourly: z.number().int().nullable().optional(),
-        daily: z.number().int().nullable().optional(),
-        weekly: z.number().int().nullable().optional(),
-        monthly: z.number().int().nullable().optional(),
-        yearly: z.number().int().nullable().optional(),
-        within: z.string().nullable().optional(),
-      })
+      .strictObject(Object.fromEntries(Object.entries(Retention.shape).map(([k, rule]) => [k, rule.unwrap().nullable().optional()])))
       .optional(),
   })
   .openapi("PolicyPatch");
